@@ -1,0 +1,108 @@
+"""A tiny keyword-scoring SavedModel with exactly the serving contract's signatures.
+
+Tests and the benchmark need a model that has the real BERT model's interface (``serving_default``: ``text`` →
+``probability``/``label``; ``from_examples``: serialized tf.Example with ``review`` → the same) but builds in about a
+second and answers in microseconds, so they exercise the server rather than the network. ``bias`` shifts every
+probability, which lets a test tell version 1's answers from version 2's over REST (whose responses carry no
+version).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+
+from model_server.contract import (
+    EXAMPLES_INPUT,
+    EXAMPLES_SIGNATURE,
+    LABEL_OUTPUT,
+    NEGATIVE,
+    POSITIVE,
+    PROBABILITY_OUTPUT,
+    REVIEW_KEY,
+    SERVING_SIGNATURE,
+    TEXT_INPUT,
+)
+from model_server.model import WARMUP_FILE
+
+POSITIVE_WORDS = ("good", "great", "excellent", "wonderful", "amazing", "best", "love", "loved", "brilliant",
+                  "fantastic", "superb", "enjoyed")
+NEGATIVE_WORDS = ("bad", "terrible", "awful", "worst", "boring", "waste", "poor", "hate", "hated", "horrible",
+                  "dull", "disappointing")
+
+
+def build_toy_model(export_dir: str, bias: float = 0.0, warmup_texts: Sequence[str] = ()) -> str:
+    """Write the SavedModel to ``export_dir`` (which must not exist yet) and return it."""
+    import tensorflow as tf
+
+    class KeywordSentiment(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            keys = tf.constant(list(POSITIVE_WORDS) + list(NEGATIVE_WORDS))
+            values = tf.constant([1.0] * len(POSITIVE_WORDS) + [-1.0] * len(NEGATIVE_WORDS))
+            self.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), 0.0)
+            self.bias = tf.Variable(bias, dtype=tf.float32, name="bias")
+
+        def _score(self, text):
+            cleaned = tf.strings.regex_replace(tf.strings.lower(text, encoding="utf-8"), r"[^\w']+", " ")
+            words = tf.strings.split(cleaned)
+            score = tf.reduce_sum(self.table.lookup(words), axis=1)
+            probability = tf.sigmoid(score + self.bias)
+            label = tf.where(probability >= 0.5, tf.constant(POSITIVE), tf.constant(NEGATIVE))
+            return {PROBABILITY_OUTPUT: probability, LABEL_OUTPUT: label}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
+        def serve(self, text):
+            return self._score(text)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+        def serve_examples(self, examples):
+            parsed = tf.io.parse_example(examples, {REVIEW_KEY: tf.io.FixedLenFeature([], tf.string)})
+            return self._score(parsed[REVIEW_KEY])
+
+    module = KeywordSentiment()
+    # The tf.function argument names become the signature input names (text / examples).
+    serve = module.serve.get_concrete_function()
+    serve_examples = module.serve_examples.get_concrete_function()
+    tf.saved_model.save(
+        module, export_dir, signatures={SERVING_SIGNATURE: serve, EXAMPLES_SIGNATURE: serve_examples}
+    )
+    if warmup_texts:
+        write_warmup_file(export_dir, warmup_texts)
+    return export_dir
+
+
+def write_warmup_file(export_dir: str, texts: Sequence[str]) -> str:
+    """TF Serving's warm-up format: a TFRecord of PredictionLog, one predict request per text."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    path = os.path.join(export_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for text in texts:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = SERVING_SIGNATURE
+            request.inputs[TEXT_INPUT].CopyFrom(tf.make_tensor_proto([text.encode("utf-8")], dtype=tf.string))
+            entry = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(entry.SerializeToString())
+    return path
+
+
+def publish_version(base_path: str, version: int, source_dir: str | None = None, bias: float = 0.0) -> str:
+    """Publish ``base_path/<version>`` atomically (write a hidden temp dir, then rename), as the Pusher does.
+
+    Copies ``source_dir`` when given (fast: no TensorFlow tracing), otherwise builds a new toy model.
+    """
+    os.makedirs(base_path, exist_ok=True)
+    final = os.path.join(base_path, str(version))
+    tmp = tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=base_path)
+    os.rmdir(tmp)
+    if source_dir is not None:
+        shutil.copytree(source_dir, tmp)
+    else:
+        build_toy_model(tmp, bias=bias)
+    os.rename(tmp, final)
+    return final

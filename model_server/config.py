@@ -130,6 +130,11 @@ def parse_model_config_text(text: str, source: str = "<model config>") -> list[M
         text_format.Parse(text, proto)
     except text_format.ParseError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    return configs_from_proto(proto, source)
+
+
+def configs_from_proto(proto, source: str) -> list[ModelConfig]:
+    """``ModelServerConfig`` proto (from a file or a HandleReloadConfigRequest) → validated model configs."""
     if proto.WhichOneof("config") == "custom_model_config":
         raise ConfigError(f"{source}: custom_model_config is not supported; use model_config_list")
     configs: list[ModelConfig] = []
@@ -266,7 +271,8 @@ def _bool(value: str) -> bool:
 def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m model_server",
-        description="A model server speaking TensorFlow Serving's REST and gRPC APIs (flags as tensorflow_model_server).",
+        description="A model server speaking TensorFlow Serving's REST and gRPC APIs "
+        "(flags as tensorflow_model_server).",
     )
     tfs = p.add_argument_group("tensorflow_model_server flags")
     tfs.add_argument("--port", type=int, default=8500, help="gRPC port; 0 disables gRPC, -1 picks a free port")

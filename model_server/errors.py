@@ -8,6 +8,7 @@ failure looks the same over REST and gRPC and the same as TensorFlow Serving rep
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any
 
 
@@ -141,7 +142,7 @@ def to_serving_error(exc: BaseException, request_id: str) -> tuple[ServingError,
     code = _tf_error_code(exc)
     if code is not None and code in (Code.INVALID_ARGUMENT, Code.OUT_OF_RANGE, Code.FAILED_PRECONDITION):
         # The model rejected this request's data (e.g. an unparsable tf.Example): the client can fix it.
-        return ServingError(_first_line(getattr(exc, "message", str(exc))), code), False
+        return ServingError(_tf_message(getattr(exc, "message", str(exc))), code), False
     return Internal(f"Internal error; request id {request_id}"), True
 
 
@@ -156,7 +157,16 @@ def _tf_error_code(exc: BaseException) -> Code | None:
     return None
 
 
-def _first_line(message: str, limit: int = 500) -> str:
-    """TF error messages carry op tracebacks after the first line; clients get only the first line."""
-    line = message.strip().splitlines()[0] if message.strip() else "Invalid argument"
-    return line if len(line) <= limit else line[:limit] + "..."
+_TF_NOISE = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ", "Traceback")
+
+
+def _tf_message(message: str, limit: int = 500) -> str:
+    """The one meaningful line of a TF op error (its text wraps it in graph-execution and node-location noise)."""
+    for raw in message.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(_TF_NOISE):
+            continue
+        line = re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", line)
+        line = line.split(", value: '", 1)[0]  # TF quotes the raw (possibly binary, possibly personal) input
+        return line if len(line) <= limit else line[:limit] + "..."
+    return "Invalid argument"

@@ -57,6 +57,7 @@ _DTYPES = [
 ]
 BY_NAME = {d.name: d for d in _DTYPES}
 BY_ENUM = {d.enum: d for d in _DTYPES}
+BY_NUMPY = {d.numpy: d for d in _DTYPES}
 STRING = BY_NAME["string"]
 
 
@@ -75,6 +76,12 @@ class TensorInfo:
     @property
     def batched(self) -> bool:
         return self.shape is not None and len(self.shape) >= 1 and self.shape[0] is None
+
+
+def numpy_display(dtype: np.dtype) -> str:
+    """TF's name for an array's dtype, as error messages say it ("float", not "float32")."""
+    d = BY_NUMPY.get(dtype)
+    return d.display if d is not None else str(dtype)
 
 
 def dtype_name(enum: int) -> str:
@@ -120,7 +127,9 @@ def proto_to_ndarray(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
     )
 
 
-def ndarray_to_proto(arr: np.ndarray, dtype: DType, out: tensor_pb2.TensorProto | None = None) -> tensor_pb2.TensorProto:
+def ndarray_to_proto(
+    arr: np.ndarray, dtype: DType, out: tensor_pb2.TensorProto | None = None
+) -> tensor_pb2.TensorProto:
     """Encode an output tensor with the ``*_val`` field of its dtype, as TF Serving does."""
     proto = out if out is not None else tensor_pb2.TensorProto()
     proto.dtype = dtype.enum

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,7 @@ class PipelineConfig:
     seed: int = 7
 
     # Validation gates.
+    schema_file: str = ""  # curated schema for ExampleValidator and Transform; default pipeline_modules/schema/
     accuracy_threshold: float = 0.70  # Evaluator blesses only at or above this binary accuracy
     allow_anomalies: bool = False  # continue past ExampleValidator anomalies (they are still logged)
 
@@ -186,7 +188,13 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if hint is bool:
             group.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL", help=f"(default {default})")
         elif typing.get_origin(hint) is tuple:
-            group.add_argument(flag, nargs="*", default=None, help=f"(default {' '.join(default)})")
+            group.add_argument(
+                flag,
+                type=shlex.split,
+                default=None,
+                metavar="'ARG ...'",
+                help=f"one quoted, space-separated string (default '{' '.join(default)}')",
+            )
         else:
             group.add_argument(flag, type=hint, default=None, help=f"(default {default!r})")
 

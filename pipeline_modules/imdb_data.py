@@ -72,7 +72,7 @@ class ImdbLayoutError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ImdbRecord:
-    """One review as the pipeline sees it; ``id`` is unique within the dataset (official ids repeat across folders)."""
+    """One review as the pipeline sees it; ``id`` is its path below aclImdb/ without ``.txt`` (or tfds/<split>/<n>)."""
 
     text: str
     label: int
@@ -350,26 +350,6 @@ def _review_location(parts: tuple[str, ...]) -> tuple[str, str, str] | None:
     return None
 
 
-def _open_archive_stream(path: Path) -> tuple[tarfile.TarFile, Callable[[], None]]:
-    """A streaming tar reader plus a check that the compressed stream ended where it should.
-
-    tarfile alone treats a truncated gzip stream (an interrupted download) as a normal end of archive, which would
-    silently lose every review after the cut; GzipFile raises EOFError for it once read to the end.
-    """
-    with open(path, "rb") as probe:
-        is_gzip = probe.read(2) == b"\x1f\x8b"
-    if not is_gzip:
-        return tarfile.open(path, mode="r|*"), lambda: None
-    compressed = gzip.open(path, "rb")
-
-    def drain() -> None:
-        with compressed:
-            while compressed.read(1 << 20):
-                pass
-
-    return tarfile.open(fileobj=compressed, mode="r|"), drain
-
-
 def _iter_archive(path: Path) -> Iterator[tuple[tuple[str, ...], Callable[[], bytes]]]:
     """Stream members without extracting: the archive is read once, sequentially, whatever its size."""
 
@@ -377,21 +357,27 @@ def _iter_archive(path: Path) -> Iterator[tuple[tuple[str, ...], Callable[[], by
         return ImdbLayoutError(f"{path} is not a readable .tar.gz archive of the IMDB dataset (truncated?): {error!r}")
 
     try:
-        archive, check_complete = _open_archive_stream(path)
-        with archive:
-            for member in archive:
-                if not member.isfile():
-                    continue
+        with open(path, "rb") as raw:
+            is_gzip = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            # tarfile's own decompression takes a truncated gzip stream (an interrupted download) for a normal end of
+            # archive, silently losing every review after the cut; GzipFile raises EOFError once read to the end.
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw
+            with stream, tarfile.open(fileobj=stream, mode="r|" if is_gzip else "r|*") as archive:
+                for member in archive:
+                    if not member.isfile():
+                        continue
 
-                def load(member: tarfile.TarInfo = member) -> bytes:
-                    try:
-                        handle = archive.extractfile(member)
-                        return handle.read() if handle is not None else b""
-                    except _ARCHIVE_ERRORS as error:
-                        raise unreadable(error) from error
+                    def load(member: tarfile.TarInfo = member) -> bytes:
+                        try:
+                            handle = archive.extractfile(member)
+                            return handle.read() if handle is not None else b""
+                        except _ARCHIVE_ERRORS as error:
+                            raise unreadable(error) from error
 
-                yield _relative_parts(member.name), load
-        check_complete()
+                    yield _relative_parts(member.name), load
+                while is_gzip and stream.read(1 << 20):
+                    pass
     except _ARCHIVE_ERRORS as error:
         raise unreadable(error) from error
 
@@ -441,12 +427,13 @@ class _Collector:
         self.records[split].append(ImdbRecord(text=text, label=label, rating=rating, id=record_id))
 
 
-def _parse_rating(file_name: str) -> tuple[str, int | None]:
+def _parse_rating(file_name: str) -> int | None:
+    """The star rating in ``<id>_<rating>.txt``, or None when the name carries no rating from 1 to 10."""
     match = _FILE_NAME.match(file_name)
     if match is None:
-        return file_name.removesuffix(".txt"), None
+        return None
     rating = int(match["rating"])
-    return match["id"], rating if 1 <= rating <= 10 else None
+    return rating if 1 <= rating <= 10 else None
 
 
 def _read_layout(path: Path) -> _Collector:
@@ -460,13 +447,12 @@ def _read_layout(path: Path) -> _Collector:
             continue
         folder, class_name, file_name = location
         seen.add((folder, class_name))
-        file_id, rating = _parse_rating(file_name)
         collector.add(
             split=SPLITS[folder],
-            record_id=f"{folder}/{class_name}/{file_id}",
+            record_id=f"{folder}/{class_name}/{file_name.removesuffix('.txt')}",  # official ids repeat across folders
             raw=load(),
             label=CLASSES[class_name],
-            rating=rating,
+            rating=_parse_rating(file_name),
             where="/".join(parts),
         )
     missing = [f"aclImdb/{s}/{c}" for s in SPLITS for c in CLASSES if (s, c) not in seen]

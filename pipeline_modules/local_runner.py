@@ -9,11 +9,12 @@ run at once with a message instead of minutes later inside a component.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
 
 from pipeline_modules import imdb_data
 from pipeline_modules.config import (
@@ -29,28 +30,39 @@ from pipeline_modules.config import (
 logger = logging.getLogger("pipeline_modules.local_runner")
 
 
-class _ComponentProgress(logging.Handler):
-    """Turns LocalDagRunner's "Component X is running/finished" log records into numbered progress lines."""
+@contextlib.contextmanager
+def component_progress(total: int, out: TextIO = sys.stdout) -> Iterator[dict[str, float]]:
+    """Prints a numbered line as each component starts and ends, with its wall time.
 
-    def __init__(self, total: int, out=sys.stdout) -> None:
-        super().__init__(level=logging.INFO)
-        self.total = total
-        self.out = out
-        self.started: dict[str, float] = {}
-        self.finished: dict[str, float] = {}
+    LocalDagRunner has no progress hook and its own "Component X is running" log lines vanish once Beam and
+    TensorFlow reconfigure logging, so this wraps the launcher that runs each component instead.
+    """
+    from tfx.orchestration.portable import launcher
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg not in ("Component %s is running.", "Component %s is finished.") or not record.args:
-            return
-        component = str(record.args[0])
-        if record.msg.endswith("running."):
-            self.started[component] = time.monotonic()
-            print(f"[{len(self.started)}/{self.total}] {component} running ...", file=self.out, flush=True)
-        else:
-            wall = time.monotonic() - self.started.get(component, time.monotonic())
-            self.finished[component] = wall
-            print(f"[{len(self.started)}/{self.total}] {component} finished in {wall:.1f} s", file=self.out,
-                  flush=True)
+    original = launcher.Launcher.launch
+    timings: dict[str, float] = {}
+
+    def launch(self: launcher.Launcher, *args: Any, **kwargs: Any) -> Any:
+        component = self._pipeline_node.node_info.id  # noqa: SLF001 - the launcher's own node
+        number = len(timings) + 1
+        print(f"[{number}/{total}] {component} running ...", file=out, flush=True)
+        started = time.monotonic()
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException:
+            print(
+                f"[{number}/{total}] {component} FAILED after {time.monotonic() - started:.1f} s", file=out, flush=True
+            )
+            raise
+        timings[component] = time.monotonic() - started
+        print(f"[{number}/{total}] {component} finished in {timings[component]:.1f} s", file=out, flush=True)
+        return result
+
+    launcher.Launcher.launch = launch
+    try:
+        yield timings
+    finally:
+        launcher.Launcher.launch = original
 
 
 class _QuietThirdParty(logging.Filter):
@@ -107,15 +119,14 @@ def run(config: PipelineConfig, *, source: str, encoder) -> int:
             str(config.metadata_path_resolved)
         ),
     )
-    progress = _ComponentProgress(total=len(pipeline.components))
-    logging.getLogger("absl").addHandler(progress)
-    print(f"Pipeline {config.pipeline_name} ({config.preset}): {len(pipeline.components)} components, "
-          f"root {config.pipeline_root_path}", flush=True)
+    print(
+        f"Pipeline {config.pipeline_name} ({config.preset}): {len(pipeline.components)} components, "
+        f"root {config.pipeline_root_path}",
+        flush=True,
+    )
     started = time.monotonic()
-    try:
+    with component_progress(len(pipeline.components)):
         tfx.orchestration.LocalDagRunner().run(pipeline)
-    finally:
-        logging.getLogger("absl").removeHandler(progress)
     print(f"Pipeline finished in {time.monotonic() - started:.1f} s", flush=True)
     summary = latest_run(config.metadata_path_resolved, config.pipeline_name)
     print(format_summary(summary), flush=True)

@@ -83,7 +83,7 @@ def latest_run(metadata_path: str | Path, pipeline_name: str) -> RunSummary:
         run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
         prefix = f"{pipeline_name}."
         node_contexts = {
-            c.id: c.name[len(prefix):] for c in store.get_contexts_by_type("node") if c.name.startswith(prefix)
+            c.id: c.name[len(prefix) :] for c in store.get_contexts_by_type("node") if c.name.startswith(prefix)
         }
         executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
         components = [

@@ -23,7 +23,7 @@ from tfx_bsl.public import tfxio
 
 from pipeline_modules import features
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("pipeline_modules.trainer")  # fixed name: TFX imports this file as a top-level module
 
 # Hyperparameters Trainer uses when neither Tuner nor the configuration supplies them.
 DEFAULT_HYPERPARAMETERS: Mapping[str, Any] = {
@@ -75,7 +75,8 @@ class _ProgressLog(tf.keras.callbacks.Callback):
         self.total_steps = total_steps
         self.batch_size = batch_size
         self.path = path
-        self.every = max(total_steps // 10, 1)
+        self.log_every = max(total_steps // 10, 1)
+        self.curve_every = max(total_steps // 200, 1)  # reading the metrics syncs the device: not every step
         self.curve: list[dict[str, float]] = []
         self.started = 0.0
 
@@ -84,11 +85,13 @@ class _ProgressLog(tf.keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         step = batch + 1
-        logs = dict(logs or {})
+        last = step == self.total_steps
+        if step % self.curve_every and step % self.log_every and not last:
+            return
+        logs = {k: float(v) for k, v in (logs or {}).items()}
         elapsed = time.monotonic() - self.started
-        point = {"step": step, "elapsed_s": round(elapsed, 2), **{k: float(v) for k, v in logs.items()}}
-        self.curve.append(point)
-        if step % self.every == 0 or step == self.total_steps:
+        self.curve.append({"step": step, "elapsed_s": round(elapsed, 2), **logs})
+        if step % self.log_every == 0 or last:
             rate = step * self.batch_size / max(elapsed, 1e-9)
             eta = (self.total_steps - step) * elapsed / step
             logger.info(
@@ -215,15 +218,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     if train_steps <= 0:
         train_examples = _count_records(fn_args.train_files)
         train_steps = max(math.ceil(hparams["num_epochs"] * train_examples / train_batch), 1)
-        logger.info("Trainer: %d train examples, %s epoch(s) -> %d steps", train_examples, hparams["num_epochs"],
-                    train_steps)
+        logger.info(
+            "Trainer: %d train examples, %s epoch(s) -> %d steps", train_examples, hparams["num_epochs"], train_steps
+        )
     eval_steps = int(fn_args.eval_steps or 0) or None  # None: the whole eval split
     warmup_steps = int(hparams["warmup_fraction"] * train_steps)
 
-    train_ds = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, train_batch,
-                         repeat=True, seed=seed)
-    eval_ds = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, eval_batch,
-                        repeat=False, seed=seed)
+    train_ds = _input_fn(
+        fn_args.train_files, fn_args.data_accessor, tf_transform_output, train_batch, repeat=True, seed=seed
+    )
+    eval_ds = _input_fn(
+        fn_args.eval_files, fn_args.data_accessor, tf_transform_output, eval_batch, repeat=False, seed=seed
+    )
 
     model = build_model(config["encoder_path"], pooling=config.get("pooling", "mean"), dropout=hparams["dropout"])
     model.compile(

@@ -46,9 +46,7 @@ def _tokenizer(tokens: list[str], lower_case: bool) -> tuple[tf_text.BertTokeniz
         ),
         num_oov_buckets=1,
     )
-    tokenizer = tf_text.BertTokenizer(
-        table, token_out_type=tf.int64, lower_case=lower_case, unknown_token=UNK_TOKEN
-    )
+    tokenizer = tf_text.BertTokenizer(table, token_out_type=tf.int64, lower_case=lower_case, unknown_token=UNK_TOKEN)
     return tokenizer, tokens.index(CLS_TOKEN), tokens.index(SEP_TOKEN)
 
 

@@ -4,18 +4,21 @@ TFX's ExampleValidator records anomalies but never fails, so a pipeline would ha
 schema. This component sits between ExampleValidator and Transform/Trainer and turns anomalies into a stop.
 """
 
-from __future__ import annotations
-
 import logging
 import os
+from typing import TypedDict
 
-import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import ExampleAnomalies
 
 logger = logging.getLogger(__name__)
+
+
+class GateResult(TypedDict):
+    anomaly_count: int
 
 
 class DataAnomaliesError(RuntimeError):
@@ -38,26 +41,33 @@ def read_anomalies(artifact: ExampleAnomalies) -> dict[str, anomalies_pb2.Anomal
     found = {}
     for split in artifact_utils.decode_split_names(artifact.split_names):
         path = os.path.join(artifact_utils.get_split_uri([artifact], split), "SchemaDiff.pb")
-        found[split] = tfdv.load_anomalies_binary(path)
+        with fileio.open(path, "rb") as handle:
+            found[split] = anomalies_pb2.Anomalies.FromString(handle.read())
     return found
+
+
+def check_anomalies(anomalies_by_split: dict[str, anomalies_pb2.Anomalies], *, allow_anomalies: bool) -> int:
+    """The number of anomalies; raises `DataAnomaliesError` listing them unless `allow_anomalies`."""
+    problems = describe_anomalies(anomalies_by_split)
+    if not problems:
+        logger.info("AnomaliesGate: no anomalies in splits %s", ", ".join(sorted(anomalies_by_split)))
+        return 0
+    listing = "\n  - ".join(problems)
+    if allow_anomalies:
+        logger.warning(
+            "AnomaliesGate: continuing despite %d anomalies (allow_anomalies):\n  - %s", len(problems), listing
+        )
+        return len(problems)
+    raise DataAnomaliesError(
+        f"ExampleValidator found {len(problems)} anomalies; stopping before Transform and Trainer:\n  - {listing}\n"
+        "Fix the data or the schema (pipeline_modules/schema/schema.pbtxt), or rerun with --allow-anomalies true."
+    )
 
 
 @tfx.dsl.components.component
 def AnomaliesGate(  # noqa: N802 - TFX component names are classes
     anomalies: tfx.dsl.components.InputArtifact[ExampleAnomalies],
     allow_anomalies: tfx.dsl.components.Parameter[bool] = False,
-) -> tfx.dsl.components.OutputDict(anomaly_count=int):
+) -> GateResult:
     """Fails the run with the list of anomalies, or logs them and passes when `allow_anomalies` is set."""
-    problems = describe_anomalies(read_anomalies(anomalies))
-    if not problems:
-        logger.info("AnomaliesGate: no anomalies in %s", anomalies.uri)
-        return {"anomaly_count": 0}
-    listing = "\n  - ".join(problems)
-    if allow_anomalies:
-        logger.warning("AnomaliesGate: continuing despite %d anomalies (allow_anomalies):\n  - %s",
-                       len(problems), listing)
-        return {"anomaly_count": len(problems)}
-    raise DataAnomaliesError(
-        f"ExampleValidator found {len(problems)} anomalies; stopping before Transform and Trainer:\n  - {listing}\n"
-        "Fix the data or the schema (pipeline_modules/schema/schema.pbtxt), or rerun with --allow-anomalies true."
-    )
+    return {"anomaly_count": check_anomalies(read_anomalies(anomalies), allow_anomalies=allow_anomalies)}

@@ -23,9 +23,11 @@ from tfx.utils import io_utils, proto_utils
 
 
 def next_version(base_directory: str, now: float | None = None) -> int:
-    existing = [int(name) for name in fileio.listdir(base_directory) if name.isdigit()] if fileio.exists(
-        base_directory
-    ) else []
+    existing = (
+        [int(name) for name in fileio.listdir(base_directory) if name.isdigit()]
+        if fileio.exists(base_directory)
+        else []
+    )
     return max([int(now if now is not None else time.time())] + [v + 1 for v in existing])
 
 

@@ -155,7 +155,9 @@ def describe_saved_model(path: str | Path, handle: str) -> ResolvedEncoder:
         do_lower_case = bool(loaded.do_lower_case.numpy())
     else:
         do_lower_case = infer_do_lower_case(path, Path(vocab_file))
-        logger.warning("SavedModel %s has no do_lower_case variable; inferred %s from its vocabulary", path, do_lower_case)
+        logger.warning(
+            "SavedModel %s has no do_lower_case variable; inferred %s from its vocabulary", path, do_lower_case
+        )
     try:
         outputs = loaded(_dummy_inputs(), training=False)
         hidden_size = int(outputs["pooled_output"].shape[-1])

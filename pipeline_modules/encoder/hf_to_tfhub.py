@@ -7,7 +7,8 @@ model server only know the TF Hub BERT encoder interface (``hub.KerasLayer`` wit
 ``do_lower_case`` variable), so this converter produces exactly that and nothing downstream has to care where the
 weights came from. Weights are read with ``safetensors`` into NumPy: no PyTorch needed.
 
-CLI: ``python -m pipeline_modules.encoder.hf_to_tfhub HF_DIR OUTPUT_DIR [--num-layers N] [--overwrite]``.
+CLI: ``python -m pipeline_modules.encoder.hf_to_tfhub HF_DIR OUTPUT_DIR [--num-layers N] [--overwrite]
+[--lower-case | --no-lower-case]``.
 """
 
 from __future__ import annotations
@@ -69,29 +70,10 @@ ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
 }
 
 
-class LayerNorm(keras.layers.Layer):
-    """LayerNorm with the checkpoint's epsilon honoured exactly.
-
-    Keras 2's ``LayerNormalization`` may take the fused batch-norm kernel, which silently clamps epsilon to >= 1.001e-5;
-    BERT uses 1e-12, so a hand-written normalisation keeps the converted model faithful.
-    """
-
-    def __init__(self, epsilon: float = 1e-12, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
-
-    def build(self, input_shape: tf.TensorShape) -> None:
-        dim = int(input_shape[-1])
-        self.gamma = self.add_weight("gamma", shape=[dim], initializer="ones")
-        self.beta = self.add_weight("beta", shape=[dim], initializer="zeros")
-        super().build(input_shape)
-
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-        return (x - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "epsilon": self.epsilon}
+def _layer_norm(epsilon: float, name: str) -> keras.layers.LayerNormalization:
+    # tf_keras only takes the fused kernel (which clamps epsilon to >= 1.001e-5) for epsilon >= 1.001e-5, so
+    # BERT's 1e-12 is honoured exactly.
+    return keras.layers.LayerNormalization(axis=-1, epsilon=epsilon, name=name)
 
 
 class BertEmbeddings(keras.layers.Layer):
@@ -119,7 +101,7 @@ class BertEmbeddings(keras.layers.Layer):
         self.dropout_rate = dropout_rate
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
-        self.layer_norm = LayerNorm(layer_norm_eps, name="layer_norm")
+        self.layer_norm = _layer_norm(layer_norm_eps, "layer_norm")
         self.dropout = keras.layers.Dropout(dropout_rate)
 
     def build(self, input_shape: Any) -> None:
@@ -184,7 +166,9 @@ class TransformerLayer(keras.layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         if hidden_size % num_attention_heads:
-            raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}")
+            raise ValueError(
+                f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
+            )
         if hidden_act not in ACTIVATIONS:
             raise ValueError(f"Unsupported hidden_act {hidden_act!r}; known: {sorted(ACTIVATIONS)}")
         self.hidden_size = hidden_size
@@ -206,10 +190,10 @@ class TransformerLayer(keras.layers.Layer):
         self.key = dense(hidden_size, "key")
         self.value = dense(hidden_size, "value")
         self.attention_output = dense(hidden_size, "attention_output")
-        self.attention_layer_norm = LayerNorm(layer_norm_eps, name="attention_layer_norm")
+        self.attention_layer_norm = _layer_norm(layer_norm_eps, "attention_layer_norm")
         self.intermediate = dense(intermediate_size, "intermediate")
         self.output_dense = dense(hidden_size, "output")
-        self.output_layer_norm = LayerNorm(layer_norm_eps, name="output_layer_norm")
+        self.output_layer_norm = _layer_norm(layer_norm_eps, "output_layer_norm")
         self.attention_dropout = keras.layers.Dropout(attention_probs_dropout_prob)
         self.attention_output_dropout = keras.layers.Dropout(hidden_dropout_prob)
         self.output_dropout = keras.layers.Dropout(hidden_dropout_prob)
@@ -363,7 +347,7 @@ def source_fingerprint(hf_dir: str | Path) -> str:
     """
     hf_dir = Path(hf_dir)
     files = sorted(
-        [p for p in hf_dir.glob("*.safetensors")]
+        list(hf_dir.glob("*.safetensors"))
         + [hf_dir / n for n in ("config.json", "vocab.txt", "tokenizer_config.json") if (hf_dir / n).is_file()]
     )
     digest = hashlib.sha256()
@@ -405,7 +389,7 @@ class _WeightReader:
         for name in names:
             if name in self.remaining:
                 return self.remaining.pop(name)
-        raise KeyError(f"Checkpoint lacks weight {names[0]!r}")
+        raise ValueError(f"Checkpoint lacks weight {names[0]!r}: not a complete BERT checkpoint")
 
 
 def _assign(variable: tf.Variable, value: np.ndarray, name: str) -> None:
@@ -420,7 +404,7 @@ def _assign_dense(dense: keras.layers.Dense, reader: _WeightReader, prefix: str)
     _assign(dense.bias, reader.take(f"{prefix}.bias"), f"{prefix}.bias")
 
 
-def _assign_layer_norm(layer_norm: LayerNorm, reader: _WeightReader, prefix: str) -> None:
+def _assign_layer_norm(layer_norm: keras.layers.LayerNormalization, reader: _WeightReader, prefix: str) -> None:
     _assign(layer_norm.gamma, reader.take(f"{prefix}.weight", f"{prefix}.gamma"), f"{prefix}.weight")
     _assign(layer_norm.beta, reader.take(f"{prefix}.bias", f"{prefix}.beta"), f"{prefix}.bias")
 
@@ -472,7 +456,7 @@ def load_weights_into(model: keras.Model, weights: dict[str, np.ndarray], num_la
 
 
 def _serving_signature(model: keras.Model) -> tf.types.experimental.ConcreteFunction:
-    """A named-output inference signature, for saved_model_cli and TF Serving (Keras' default names by layer)."""
+    """An inference signature with TF Hub output names; Keras' default one would name outputs after layers."""
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=key) for key in INPUT_KEYS])
     def serve(input_word_ids: tf.Tensor, input_mask: tf.Tensor, input_type_ids: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -616,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             do_lower_case=args.lower_case,
         )
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(out)

@@ -22,7 +22,10 @@ SENTENCES = [
 
 def _encode(texts: list[str], max_seq_length: int = 64, head_fraction: float = 0.25, vocab_file: str = "") -> dict:
     outputs = encode_reviews(
-        tf.constant(texts), vocab_file=vocab_file, do_lower_case=True, max_seq_length=max_seq_length,
+        tf.constant(texts),
+        vocab_file=vocab_file,
+        do_lower_case=True,
+        max_seq_length=max_seq_length,
         head_fraction=head_fraction,
     )
     return {k: v.numpy() for k, v in outputs.items()}
@@ -80,7 +83,7 @@ def test_head_and_tail_truncation(minilm_vocab_file: str, head_fraction: float, 
     words, ids = _single_token_words(minilm_vocab_file, 40)
     out = _encode([" ".join(words)], max_seq_length=16, head_fraction=head_fraction, vocab_file=minilm_vocab_file)
     budget = 16 - 2
-    expected = [101, *ids[:head], *ids[len(ids) - (budget - head):], 102]
+    expected = [101, *ids[:head], *ids[len(ids) - (budget - head) :], 102]
     assert out[features.INPUT_WORD_IDS][0].tolist() == expected
     assert out[features.INPUT_MASK][0].tolist() == [1] * 16
 
@@ -96,7 +99,10 @@ def test_short_reviews_are_not_truncated_and_padded(minilm_vocab_file: str) -> N
 def test_preprocessing_fn_passes_label_and_accepts_serving_inputs(minilm_vocab_file: str) -> None:
     config = {"vocab_file": minilm_vocab_file, "do_lower_case": True, "max_seq_length": 12, "head_fraction": 0.25}
     training = preprocessing_fn(
-        {features.REVIEW_KEY: tf.constant([[b"good"], [b"bad"]]), features.LABEL_KEY: tf.constant([[1], [0]], tf.int64)},
+        {
+            features.REVIEW_KEY: tf.constant([[b"good"], [b"bad"]]),
+            features.LABEL_KEY: tf.constant([[1], [0]], tf.int64),
+        },
         config,
     )
     assert training[features.TRANSFORMED_LABEL_KEY].numpy().tolist() == [1, 0]

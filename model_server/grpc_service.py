@@ -1,0 +1,243 @@
+"""The gRPC transport: TF Serving's ``PredictionService`` and ``ModelService`` on ``grpc.aio``.
+
+Servicers are generated-stub subclasses, so any stock ``prediction_service_pb2_grpc.PredictionServiceStub`` client
+works unchanged. Each method only converts protos to data-plane calls and back; errors become a status code and
+details (never a traceback) through :func:`model_server.errors.to_serving_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+from tensorflow_serving.config import model_server_config_pb2
+
+from model_server import tensors
+from model_server.config import ConfigError, ModelConfig, configs_from_proto
+from model_server.dataplane import DataPlane, ModelRef
+from model_server.errors import Code, InvalidArgument, ServingError, Unavailable, to_serving_error
+from model_server.logs import AccessLog, utc_now
+from model_server.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
+MODEL_SERVICE = "tensorflow.serving.ModelService"
+
+
+class _Call:
+    __slots__ = ("request_id", "model", "version", "signature", "instances")
+
+    def __init__(self, request_id: str):
+        self.request_id = request_id
+        self.model: str | None = None
+        self.version: int | None = None
+        self.signature: str | None = None
+        self.instances: int | None = None
+
+
+def _ref(spec, call: _Call) -> ModelRef:
+    if not spec.name:
+        raise InvalidArgument("Missing model name in request.")
+    call.model = spec.name
+    # version and version_label are a proto oneof: at most one is set.
+    version = spec.version.value if spec.HasField("version") else None
+    label = spec.version_label or None
+    call.version = version
+    return ModelRef(spec.name, version, label)
+
+
+class GrpcTransport:
+    """Shared plumbing of both services: request ids, error mapping, metrics, access log, draining."""
+
+    def __init__(self, plane: DataPlane, metrics: Metrics, access_log: AccessLog,
+                 reload_config: Callable[[Sequence[ModelConfig]], Awaitable[None]]):
+        self.plane = plane
+        self._metrics = metrics
+        self._access_log = access_log
+        self.reload_config = reload_config
+        self._inflight = metrics.inflight.labels("grpc")
+        self.draining = False
+
+    async def call(self, service: str, method: str, request: Any, context: grpc.aio.ServicerContext,
+                   handler: Callable[[Any, _Call], Awaitable[Any]], empty: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        metadata = dict(context.invocation_metadata() or ())
+        header_id = metadata.get("x-request-id", "")
+        request_id = header_id if isinstance(header_id, str) and 0 < len(header_id) <= 64 else uuid.uuid4().hex[:16]
+        call = _Call(request_id)
+        error: ServingError | None = None
+        self._inflight.inc()
+        try:
+            if self.draining:
+                raise Unavailable("The server is shutting down")
+            response = await handler(request, call)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status, never a traceback
+            error, unexpected = to_serving_error(exc, request_id)
+            if unexpected:
+                log.error("request %s: unexpected error", request_id, exc_info=exc)
+            context.set_code(error.grpc_code)
+            context.set_details(error.message)
+            response = empty()
+        finally:
+            self._inflight.dec()
+        context.set_trailing_metadata((("x-request-id", request_id),))
+        self._record(service, method, call, error, request, response, time.perf_counter() - start)
+        return response
+
+    def _record(self, service: str, method: str, call: _Call, error: ServingError | None, request: Any,
+                response: Any, seconds: float) -> None:
+        code = error.code.name if error is not None else "OK"
+        model = self.plane.metric_model_label(call.model)
+        name = method.lower()
+        self._metrics.requests.labels("grpc", model, name, code).inc()
+        self._metrics.request_latency.labels("grpc", model, name).observe(seconds)
+        if error is not None:
+            self._metrics.request_errors.labels("grpc", model, name, code).inc()
+        if self._access_log.enabled:
+            self._access_log.write({
+                "ts": utc_now(),
+                "request_id": call.request_id,
+                "protocol": "grpc",
+                "path": f"/{service}/{method}",
+                "method": name,
+                "model": call.model,
+                "version": call.version,
+                "signature": call.signature,
+                "status": (error.code if error is not None else Code.OK).value,
+                "code": code,
+                "instances": call.instances,
+                "request_bytes": request.ByteSize(),
+                "response_bytes": response.ByteSize(),
+                "duration_ms": round(seconds * 1000, 3),
+            })
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, transport: GrpcTransport):
+        self._t = transport
+
+    async def Predict(self, request, context):  # noqa: N802 - gRPC method names
+        return await self._t.call(PREDICTION_SERVICE, "Predict", request, context, self._predict,
+                                  predict_pb2.PredictResponse)
+
+    async def _predict(self, request: predict_pb2.PredictRequest, call: _Call) -> predict_pb2.PredictResponse:
+        ref = _ref(request.model_spec, call)
+        signature_name = request.model_spec.signature_name or "serving_default"
+        call.signature = signature_name
+
+        def decode(sig):
+            return {name: tensors.proto_to_ndarray(proto, name) for name, proto in request.inputs.items()}
+
+        result = await self._t.plane.predict(ref, signature_name, decode, call.request_id,
+                                             output_filter=list(request.output_filter))
+        call.version = result.model.version
+        call.instances = result.batch_size
+        response = predict_pb2.PredictResponse()
+        spec = response.model_spec
+        spec.name = result.model.name
+        spec.version.value = result.model.version
+        spec.signature_name = result.signature.name
+        for name, arr in result.outputs.items():
+            tensors.ndarray_to_proto(arr, result.signature.outputs[name].dtype, out=response.outputs[name])
+        return response
+
+    async def GetModelMetadata(self, request, context):  # noqa: N802
+        return await self._t.call(PREDICTION_SERVICE, "GetModelMetadata", request, context, self._metadata,
+                                  get_model_metadata_pb2.GetModelMetadataResponse)
+
+    async def _metadata(self, request, call: _Call):
+        ref = _ref(request.model_spec, call)
+        fields = list(request.metadata_field)
+        if not fields:
+            raise InvalidArgument("GetModelMetadataRequest must specify at least one metadata_field")
+        for field in fields:
+            if field != "signature_def":
+                raise InvalidArgument(f"Metadata field {field} is not supported")
+        model = self._t.plane.model_metadata(ref)
+        call.version = model.version
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = model.name
+        response.model_spec.version.value = model.version
+        response.metadata["signature_def"].Pack(model.signature_def_map)
+        return response
+
+    async def _unsupported(self, method: str, request, context, empty):
+        async def handler(req, call: _Call):
+            self._t.plane.unsupported(_ref(req.model_spec, call), method)
+
+        return await self._t.call(PREDICTION_SERVICE, method, request, context, handler, empty)
+
+    async def Classify(self, request, context):  # noqa: N802
+        from tensorflow_serving.apis import classification_pb2
+
+        return await self._unsupported("Classify", request, context, classification_pb2.ClassificationResponse)
+
+    async def Regress(self, request, context):  # noqa: N802
+        from tensorflow_serving.apis import regression_pb2
+
+        return await self._unsupported("Regress", request, context, regression_pb2.RegressionResponse)
+
+    async def MultiInference(self, request, context):  # noqa: N802
+        from tensorflow_serving.apis import inference_pb2
+
+        async def handler(req, call: _Call):
+            for task in req.tasks:  # every named model must exist before we say "unsupported"
+                self._t.plane.model(_ref(task.model_spec, call))
+            raise ServingError("MultiInference is not supported by this model server; use Predict instead",
+                               Code.UNIMPLEMENTED)
+
+        return await self._t.call(PREDICTION_SERVICE, "MultiInference", request, context, handler,
+                                  inference_pb2.MultiInferenceResponse)
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, transport: GrpcTransport):
+        self._t = transport
+
+    async def GetModelStatus(self, request, context):  # noqa: N802
+        return await self._t.call(MODEL_SERVICE, "GetModelStatus", request, context, self._status,
+                                  get_model_status_pb2.GetModelStatusResponse)
+
+    async def _status(self, request, call: _Call):
+        ref = _ref(request.model_spec, call)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for s in self._t.plane.model_status(ref):
+            entry = response.model_version_status.add()
+            entry.version = s.version
+            entry.state = int(s.state)
+            entry.status.error_code = int(s.error_code)
+            entry.status.error_message = s.error_message
+        return response
+
+    async def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        return await self._t.call(MODEL_SERVICE, "HandleReloadConfigRequest", request, context, self._reload,
+                                  model_management_pb2.ReloadConfigResponse)
+
+    async def _reload(self, request, call: _Call):
+        config: model_server_config_pb2.ModelServerConfig = request.config
+        try:
+            configs = configs_from_proto(config, "ReloadConfigRequest")
+        except ConfigError as exc:
+            raise InvalidArgument(str(exc)) from None
+        await self._t.reload_config(configs)
+        response = model_management_pb2.ReloadConfigResponse()
+        response.status.error_code = int(Code.OK)
+        return response
+
+
+def add_services(server: grpc.aio.Server, transport: GrpcTransport) -> None:
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(transport), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(transport), server)

@@ -1,0 +1,266 @@
+"""The REST transport (aiohttp): TF Serving's ``/v1`` routes plus health and metrics, and nothing else.
+
+One catch-all route does its own matching with TF Serving's regular expressions (case-insensitive, URL-decoded
+model names and labels, ``Malformed request`` for any other ``/v1`` call). Every response is JSON — ``/metrics`` is
+the one exception, it speaks Prometheus' text format — every error body is exactly ``{"error": "..."}``, and every
+request leaves one access-log line and one set of metric samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+from google.protobuf import json_format
+
+from model_server import rest_codec
+from model_server.dataplane import DataPlane, ModelRef
+from model_server.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    PayloadTooLarge,
+    ServingError,
+    Unavailable,
+    to_serving_error,
+)
+from model_server.logs import AccessLog, utc_now
+from model_server.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+_PREDICT = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE
+)
+_STATUS = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE
+)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_MAX_VERSION = 2**63 - 1
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATHS = ("/metrics", "/monitoring/prometheus/metrics")
+JSON = "application/json"
+
+
+class _Call:
+    """What one request did, for the access log and metrics (filled in as the handler learns it)."""
+
+    __slots__ = ("request_id", "method", "model", "version", "signature", "instances", "error")
+
+    def __init__(self, request_id: str):
+        self.request_id = request_id
+        self.method = "other"
+        self.model: str | None = None
+        self.version: int | None = None
+        self.signature: str | None = None
+        self.instances: int | None = None
+        self.error: ServingError | None = None
+
+
+def _json_response(doc: Any, status: int = 200) -> web.Response:
+    return web.Response(body=rest_codec.dumps(doc), status=status, content_type=JSON)
+
+
+def _parse_version(text: str | None) -> int | None:
+    if text is None:
+        return None
+    version = int(text)
+    if version > _MAX_VERSION:
+        raise InvalidArgument(f"Failed to convert version: {text[:30]} to numeric.")
+    return version
+
+
+class RestTransport:
+    def __init__(self, plane: DataPlane, metrics: Metrics, access_log: AccessLog, max_request_bytes: int,
+                 timeout_seconds: float):
+        self._plane = plane
+        self._metrics = metrics
+        self._access_log = access_log
+        self._max_bytes = max_request_bytes
+        self._timeout = timeout_seconds
+        self._inflight = metrics.inflight.labels("rest")
+        self.active = 0  # requests being handled, for graceful shutdown
+        self.draining = False
+
+    def build_app(self) -> web.Application:
+        # aiohttp enforces client_max_size when the body is read; we read it ourselves to answer with JSON.
+        app = web.Application(client_max_size=self._max_bytes, handler_args={"max_field_size": 16384})
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        start = time.perf_counter()
+        header_id = request.headers.get("X-Request-Id", "")
+        call = _Call(header_id if _REQUEST_ID.fullmatch(header_id) else uuid.uuid4().hex[:16])
+        self._inflight.inc()
+        self.active += 1
+        try:
+            response = await self._route(request, call)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error, never a traceback
+            error, unexpected = to_serving_error(exc, call.request_id)
+            if unexpected:
+                log.error("request %s: unexpected error", call.request_id, exc_info=exc)
+            call.error = error
+            response = _json_response({"error": error.message}, error.http_status)
+        finally:
+            self._inflight.dec()
+            self.active -= 1
+        response.headers["X-Request-Id"] = call.request_id
+        self._record(request, call, response, time.perf_counter() - start)
+        return response
+
+    def _record(self, request: web.Request, call: _Call, response: web.StreamResponse, seconds: float) -> None:
+        code = call.error.code.name if call.error is not None else "OK"
+        model = self._plane.metric_model_label(call.model)
+        if call.method != "other" or call.error is not None:
+            self._metrics.requests.labels("rest", model, call.method, code).inc()
+            self._metrics.request_latency.labels("rest", model, call.method).observe(seconds)
+            if call.error is not None:
+                self._metrics.request_errors.labels("rest", model, call.method, code).inc()
+        if not self._access_log.enabled:
+            return
+        body = getattr(response, "body", None)
+        self._access_log.write({
+            "ts": utc_now(),
+            "request_id": call.request_id,
+            "protocol": "rest",
+            "http_method": request.method,
+            "path": request.rel_url.raw_path[:200],
+            "method": call.method,
+            "model": call.model,
+            "version": call.version,
+            "signature": call.signature,
+            "status": response.status,
+            "code": code,
+            "instances": call.instances,
+            "request_bytes": request.content_length or 0,
+            "response_bytes": len(body) if isinstance(body, bytes | bytearray) else None,
+            "duration_ms": round(seconds * 1000, 3),
+        })
+
+    async def _route(self, request: web.Request, call: _Call) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        lowered = path.lower()
+        if lowered.startswith("/v1/") or lowered == "/v1":
+            if self.draining:
+                raise Unavailable("The server is shutting down")
+            return await self._v1(request, path, call)
+        if path == HEALTH_PATH:
+            call.method = "health"
+            return _json_response({"status": "alive"})
+        if path == READY_PATH:
+            call.method = "ready"
+            return self._ready()
+        if path in METRICS_PATHS:
+            call.method = "metrics"
+            body, content_type = self._metrics.render()
+            response = web.Response(body=body)
+            response.headers["Content-Type"] = content_type
+            return response
+        raise NotFound(f"Not found: {request.method} {path[:200]}")
+
+    def _ready(self) -> web.Response:
+        ready, models = self._plane.ready()
+        if self.draining:
+            return _json_response({"error": "Not ready: the server is shutting down"}, 503)
+        if not ready:
+            waiting = sorted(name for name, versions in models.items() if not versions)
+            return _json_response({"error": f"Not ready: no version available yet for {', '.join(waiting)}"}, 503)
+        return _json_response({"status": "ready", "models": {n: [str(v) for v in vs] for n, vs in models.items()}})
+
+    async def _v1(self, request: web.Request, path: str, call: _Call) -> web.Response:
+        m = _PREDICT.fullmatch(path)
+        if request.method == "POST" and m:
+            ref = self._ref(m, call)
+            verb = m.group(4).lower()
+            call.method = verb
+            body = await self._read_body(request)
+            if verb != "predict":
+                self._plane.unsupported(ref, verb.capitalize())
+            return await self._predict(ref, body, call)
+        m = _STATUS.fullmatch(path)
+        if request.method == "GET" and m:
+            if m.group(1) is None:
+                raise InvalidArgument("Missing model name in request.")
+            ref = self._ref(m, call)
+            if m.group(4) is not None:
+                call.method = "metadata"
+                return self._metadata(ref, call)
+            call.method = "status"
+            return self._status(ref)
+        raise InvalidArgument(f"Malformed request: {request.method} {path[:200]}")
+
+    @staticmethod
+    def _ref(m: re.Match, call: _Call) -> ModelRef:
+        name = unquote(m.group(1))
+        call.model = name
+        version = _parse_version(m.group(2))
+        label = unquote(m.group(3)) if m.group(3) is not None else None
+        call.version = version
+        return ModelRef(name, version, label)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        if request.content_length is not None and request.content_length > self._max_bytes:
+            raise PayloadTooLarge(self._too_large(request.content_length))
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(self._too_large(None)) from None
+
+    def _too_large(self, size: int | None) -> str:
+        got = f"{size} bytes" if size else "more bytes"
+        return f"Request body of {got} exceeds the limit of {self._max_bytes} bytes (--max_request_bytes)"
+
+    async def _predict(self, ref: ModelRef, body: bytes, call: _Call) -> web.Response:
+        parsed = rest_codec.parse_predict_body(body)
+        call.signature = parsed.signature_name
+
+        def decode(sig):
+            if parsed.row_format:
+                inputs = rest_codec.decode_instances(parsed.payload, sig)
+            else:
+                inputs = rest_codec.decode_inputs(parsed.payload, sig)
+            return inputs
+
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await self._plane.predict(ref, parsed.signature_name, decode, call.request_id)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"The request did not complete within {self._timeout * 1000:.0f} ms (--rest_api_timeout_in_ms)"
+            ) from None
+        call.version = result.model.version
+        call.instances = result.batch_size
+        doc = rest_codec.encode_predictions(result.outputs, result.signature, parsed.row_format)
+        return _json_response(doc)
+
+    def _status(self, ref: ModelRef) -> web.Response:
+        statuses = self._plane.model_status(ref)
+        return _json_response({
+            "model_version_status": [
+                {
+                    "version": str(s.version),
+                    "state": s.state.name,
+                    "status": {"error_code": s.error_code.name, "error_message": s.error_message},
+                }
+                for s in statuses
+            ]
+        })
+
+    def _metadata(self, ref: ModelRef, call: _Call) -> web.Response:
+        model = self._plane.model_metadata(ref)
+        call.version = model.version
+        signature_def = json_format.MessageToDict(
+            model.signature_def_map, preserving_proto_field_name=True, including_default_value_fields=True
+        )
+        return _json_response({
+            "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
+            "metadata": {"signature_def": signature_def},
+        })

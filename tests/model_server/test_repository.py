@@ -1,0 +1,200 @@
+"""The version manager without a server or TensorFlow: scans are driven by hand with poll_once()."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from model_server.config import ModelConfig, VersionPolicy
+from model_server.errors import Code, InvalidArgument, NotFound
+from model_server.metrics import Metrics
+from model_server.model import ModelLoadError
+from model_server.repository import ModelRepository, ModelVersionManager, State, list_versions
+
+
+class FakeServable:
+    def __init__(self, name: str, version: int, path: str):
+        self.name, self.version, self.path = name, version, path
+        self.warmup_requests = 0
+
+
+class Loader:
+    """Loads any directory with saved_model.pb, except those containing a BROKEN marker."""
+
+    def __init__(self) -> None:
+        self.loads: list[int] = []
+
+    def __call__(self, name: str, version: int, path: str) -> FakeServable:
+        self.loads.append(version)
+        if os.path.exists(os.path.join(path, "BROKEN")):
+            raise ModelLoadError(f"cannot load {path}")
+        return FakeServable(name, version, path)
+
+
+def make_version(base: Path, name: str, complete: bool = True, broken: bool = False) -> Path:
+    d = base / name
+    (d / "variables").mkdir(parents=True)
+    (d / "variables" / "variables.index").write_bytes(b"x")
+    if complete:
+        (d / "saved_model.pb").write_bytes(b"pb")
+    if broken:
+        (d / "BROKEN").write_text("")
+    return d
+
+
+def manager(base: Path, policy: VersionPolicy = VersionPolicy(), labels=None, metrics=None):
+    loader = Loader()
+    m = ModelVersionManager(ModelConfig("m", str(base), policy, labels or {}), loader, metrics or Metrics(), 1.0)
+    return m, loader
+
+
+def settle(m: ModelVersionManager) -> None:
+    """Two scans: a version is trusted once it looked the same twice."""
+    m.poll_once()
+    m.poll_once()
+
+
+def test_only_integer_directories_are_versions(tmp_path: Path) -> None:
+    for name in ("1", "20", ".3.tmp", ".4.incomplete", "tmp-5", "6a", "-7", "٣"):
+        make_version(tmp_path, name)
+    (tmp_path / "8").write_text("a file, not a directory")
+    assert sorted(list_versions(str(tmp_path))) == [1, 20]
+
+
+def test_a_new_version_loads_only_after_two_identical_scans(tmp_path: Path) -> None:
+    make_version(tmp_path, "1")
+    m, loader = manager(tmp_path)
+    m.poll_once()
+    assert loader.loads == [] and not m.ready()
+    m.poll_once()
+    assert loader.loads == [1] and m.get().version == 1
+
+
+def test_a_directory_still_being_written_is_not_loaded(tmp_path: Path) -> None:
+    m, loader = manager(tmp_path)
+    d = make_version(tmp_path, "1", complete=False)
+    m.poll_once()
+    (d / "variables" / "variables.data-00000-of-00001").write_bytes(b"weights")  # the copy goes on
+    m.poll_once()
+    assert loader.loads == []
+    (d / "saved_model.pb").write_bytes(b"pb")  # the last file lands
+    m.poll_once()
+    assert loader.loads == []
+    m.poll_once()
+    assert loader.loads == [1]
+
+
+def test_a_complete_looking_directory_without_saved_model_is_reported_not_loaded(tmp_path: Path) -> None:
+    make_version(tmp_path, "1", complete=False)
+    m, loader = manager(tmp_path)
+    settle(m)
+    assert loader.loads == []
+    [status] = m.status()
+    assert status.state == State.END and status.error_code == Code.NOT_FOUND
+    assert "SavedModel file does not exist" in status.error_message
+
+
+def test_latest_policy_swaps_to_the_new_version_and_retires_the_old(tmp_path: Path) -> None:
+    make_version(tmp_path, "1")
+    m, loader = manager(tmp_path)
+    settle(m)
+    old = m.get()
+    make_version(tmp_path, "2")
+    settle(m)
+    assert m.get().version == 2 and m.available_versions() == [2]
+    assert old.version == 1  # a request that already holds v1 keeps a working object
+    states = {s.version: s.state for s in m.status()}
+    assert states == {2: State.AVAILABLE, 1: State.END}
+    with pytest.raises(NotFound, match=r"Specific\(m, 1\)"):
+        m.get(version=1)
+
+
+def test_a_broken_version_is_skipped_reported_and_the_previous_keeps_serving(tmp_path: Path) -> None:
+    metrics = Metrics()
+    make_version(tmp_path, "1")
+    m, loader = manager(tmp_path, metrics=metrics)
+    settle(m)
+    make_version(tmp_path, "2", broken=True)
+    settle(m)
+    assert m.get().version == 1
+    status = {s.version: s for s in m.status()}
+    assert status[1].state == State.AVAILABLE
+    assert status[2].state == State.END and "cannot load" in status[2].error_message
+    assert metrics.registry.get_sample_value("model_server_model_load_failures_total", {"model": "m"}) == 1
+    settle(m)
+    assert loader.loads.count(2) == 1  # not retried while its files are unchanged
+    os.remove(tmp_path / "2" / "BROKEN")  # fixed in place: its files changed, so it is tried again
+    settle(m)
+    assert m.get().version == 2 and loader.loads.count(2) == 2
+
+
+def test_latest_n_all_and_specific_policies(tmp_path: Path) -> None:
+    for v in ("1", "2", "3"):
+        make_version(tmp_path, v)
+    for policy, expected in [
+        (VersionPolicy("latest", num_versions=2), [3, 2]),
+        (VersionPolicy("all"), [3, 2, 1]),
+        (VersionPolicy("specific", versions=(1, 3, 9)), [3, 1]),
+    ]:
+        m, _ = manager(tmp_path, policy)
+        settle(m)
+        assert m.available_versions() == expected, policy
+        assert m.get().version == expected[0]
+
+
+def test_labels_resolve_to_loaded_versions(tmp_path: Path) -> None:
+    for v in ("1", "2"):
+        make_version(tmp_path, v)
+    m, _ = manager(tmp_path, VersionPolicy("specific", versions=(1, 2)), {"stable": 1, "canary": 2, "old": 7})
+    settle(m)
+    assert m.get(label="stable").version == 1 and m.get(label="canary").version == 2
+    with pytest.raises(InvalidArgument, match="Unrecognized servable version label: nope"):
+        m.get(label="nope")
+    with pytest.raises(NotFound, match=r"Specific\(m, 7\)"):
+        m.get(label="old")
+    assert [s.version for s in m.status(label="canary")] == [2]
+
+
+def test_a_removed_version_directory_is_unloaded(tmp_path: Path) -> None:
+    for v in ("1", "2"):
+        make_version(tmp_path, v)
+    m, _ = manager(tmp_path, VersionPolicy("all"))
+    settle(m)
+    os.rename(tmp_path / "2", tmp_path / ".2.deleted")
+    m.poll_once()
+    assert m.available_versions() == [1]
+
+
+def test_status_of_unknown_things(tmp_path: Path) -> None:
+    m, _ = manager(tmp_path / "missing")
+    settle(m)
+    with pytest.raises(NotFound, match="Could not find any versions of model m"):
+        m.status()
+    with pytest.raises(NotFound, match=r"Servable not found for request: Latest\(m\)"):
+        m.get()
+    repo = ModelRepository([], Loader(), Metrics(), 1.0)
+    with pytest.raises(NotFound, match=r"Servable not found for request: Latest\(x\)"):
+        repo.get_model("x")
+    with pytest.raises(NotFound, match=r"Specific\(x, 3\)"):
+        repo.get_model("x", 3)
+
+
+def test_reload_adds_removes_and_relabels(tmp_path: Path) -> None:
+    for v in ("1", "2"):
+        make_version(tmp_path / "a", v)
+    make_version(tmp_path / "b", "5")
+    policy = VersionPolicy("specific", versions=(1, 2))
+    repo = ModelRepository([ModelConfig("a", str(tmp_path / "a"), policy, {"stable": 1})], Loader(), Metrics(), 1.0)
+    settle(repo.manager("a"))
+    assert repo.get_model("a", label="stable").version == 1
+    repo.reload([ModelConfig("a", str(tmp_path / "a"), policy, {"stable": 2}),
+                 ModelConfig("b", str(tmp_path / "b"))])
+    assert repo.get_model("a", label="stable").version == 2
+    settle(repo.manager("b"))
+    assert repo.get_model("b").version == 5
+    repo.reload([ModelConfig("b", str(tmp_path / "b"))])
+    with pytest.raises(NotFound):
+        repo.get_model("a")
+    repo.stop()

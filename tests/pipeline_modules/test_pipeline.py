@@ -1,0 +1,149 @@
+"""A whole `smoke` pipeline through LocalDagRunner, then the artifacts and the pushed model's contract."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline_modules import features
+from pipeline_modules.config import config_for
+from pipeline_modules.local_runner import prepare_data_source, run
+from pipeline_modules.run_summary import RunSummary, latest_run
+
+pytestmark = pytest.mark.slow
+
+EXPECTED_COMPONENTS = {
+    "ImdbExampleGen",
+    "ImportSchemaGen",
+    "StatisticsGen",
+    "ExampleValidator",
+    "AnomaliesGate",
+    "Transform",
+    "Trainer",
+    "Evaluator",
+    "Pusher",
+}
+REVIEWS = [
+    "An absolute triumph: moving, funny and beautifully acted. I loved every minute.",
+    "Dreadful. The plot makes no sense and the acting is wooden; a waste of two hours.",
+    "",
+    "Café culture, naïve heroes and a <br /><br />twist ending.",
+]
+
+
+@dataclasses.dataclass
+class SmokeRun:
+    config: object
+    summary: RunSummary
+    serving_dir: Path
+    output: str
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory, smoke_encoder, capsys_module=None) -> SmokeRun:
+    root = tmp_path_factory.mktemp("smoke-pipeline")
+    config = config_for("smoke", pipeline_root=str(root / "root"), serving_model_dir=str(root / "serving"))
+    source = prepare_data_source(config, None)
+    assert run(config, source=source, encoder=smoke_encoder) == 0
+    summary = latest_run(config.metadata_path_resolved, config.pipeline_name)
+    return SmokeRun(config=config, summary=summary, serving_dir=config.push_destination, output="")
+
+
+@pytest.fixture(scope="module")
+def pushed_model(smoke_run: SmokeRun):
+    versions = [p for p in smoke_run.serving_dir.iterdir() if p.name.isdigit()]
+    assert len(versions) == 1
+    return tf.saved_model.load(str(versions[0]))
+
+
+def test_every_component_ran(smoke_run: SmokeRun) -> None:
+    states = {c.component_id: c.state for c in smoke_run.summary.components}
+    assert set(states) == EXPECTED_COMPONENTS
+    assert set(states.values()) == {"COMPLETE"}
+
+
+def test_pushes_one_complete_version_in_tf_serving_layout(smoke_run: SmokeRun) -> None:
+    entries = sorted(p.name for p in smoke_run.serving_dir.iterdir())
+    assert len(entries) == 1 and entries[0].isdigit(), entries  # no staging directory left behind
+    version_dir = smoke_run.serving_dir / entries[0]
+    assert (version_dir / "saved_model.pb").is_file()
+    assert (version_dir / "variables" / "variables.index").is_file()
+    assert smoke_run.summary.pushed is True
+    assert smoke_run.summary.pushed_destination == str(version_dir)
+    assert smoke_run.summary.blessed is True
+
+
+def test_ingestion_counts_are_recorded(smoke_run: SmokeRun) -> None:
+    (examples,) = smoke_run.summary.artifacts["Examples"]
+    props = {k: (v.int_value or v.string_value) for k, v in examples.custom_properties.items()}
+    text = json.dumps(props)
+    per_class = smoke_run.config.synthetic_reviews_per_class
+    # The smoke archive holds bad files (empty, not UTF-8, no rating ...): they are dropped and counted.
+    assert str(2 * per_class) in text
+    assert "dropped" in text and "empty" in text
+
+
+def test_eval_metrics_cover_the_eval_split(smoke_run: SmokeRun) -> None:
+    overall = smoke_run.summary.eval_metrics["Overall"]
+    assert overall["example_count"] == 2 * smoke_run.config.synthetic_reviews_per_class
+    assert 0.0 <= overall["binary_accuracy"] <= 1.0
+    assert {"auc", "precision", "recall"} <= set(overall)
+    assert any(name.startswith("rating=") for name in smoke_run.summary.eval_metrics)
+
+
+def test_trainer_writes_logs_and_curve(smoke_run: SmokeRun) -> None:
+    (model_run,) = smoke_run.summary.artifacts["ModelRun"]
+    run_dir = Path(model_run.uri)
+    assert list(run_dir.rglob("events.out.tfevents.*"))
+    curve = json.loads((run_dir / "training_curve.json").read_text())
+    assert curve["steps"][-1]["step"] == smoke_run.config.train_steps
+    assert all(np.isfinite(point["loss"]) for point in curve["steps"])
+
+
+def _serialized_examples(reviews: list[str]) -> tf.Tensor:
+    return tf.constant(
+        [
+            tf.train.Example(
+                features=tf.train.Features(
+                    feature={features.REVIEW_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[r.encode()]))}
+                )
+            ).SerializeToString()
+            for r in reviews
+        ]
+    )
+
+
+def test_serving_signatures_contract(pushed_model) -> None:
+    serving = pushed_model.signatures[features.SERVING_SIGNATURE]
+    examples = pushed_model.signatures[features.EXAMPLES_SIGNATURE]
+    assert set(serving.structured_input_signature[1]) == {features.TEXT_INPUT}
+    assert set(examples.structured_input_signature[1]) == {features.EXAMPLES_INPUT}
+    by_text = serving(text=tf.constant(REVIEWS))
+    by_example = examples(examples=_serialized_examples(REVIEWS))
+    assert set(by_text) == set(by_example) == {features.PROBABILITY_OUTPUT, features.LABEL_OUTPUT}
+    probability = by_text[features.PROBABILITY_OUTPUT].numpy()
+    assert probability.dtype == np.float32 and probability.shape == (len(REVIEWS),)
+    assert np.all((probability >= 0) & (probability <= 1))
+    np.testing.assert_allclose(by_example[features.PROBABILITY_OUTPUT].numpy(), probability, atol=1e-6)
+    labels = [label.decode() for label in by_text[features.LABEL_OUTPUT].numpy()]
+    assert labels == [features.POSITIVE if p >= 0.5 else features.NEGATIVE for p in probability]
+
+
+def test_same_text_same_probability_alone_or_in_a_batch(pushed_model) -> None:
+    serving = pushed_model.signatures[features.SERVING_SIGNATURE]
+    batch = serving(text=tf.constant(REVIEWS))[features.PROBABILITY_OUTPUT].numpy()
+    alone = [serving(text=tf.constant([r]))[features.PROBABILITY_OUTPUT].numpy()[0] for r in REVIEWS]
+    np.testing.assert_allclose(alone, batch, atol=1e-5)
+
+
+def test_progress_lines_and_summary_printed(smoke_run: SmokeRun, capfd) -> None:
+    from pipeline_modules.run_summary import format_summary
+
+    text = format_summary(smoke_run.summary)
+    assert "Pushed model: " + str(smoke_run.summary.pushed_destination) in text
+    assert "binary_accuracy" in text

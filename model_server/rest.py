@@ -52,7 +52,7 @@ JSON = "application/json"
 class _Call:
     """What one request did, for the access log and metrics (filled in as the handler learns it)."""
 
-    __slots__ = ("request_id", "method", "model", "version", "signature", "instances", "error")
+    __slots__ = ("request_id", "method", "model", "version", "signature", "instances", "request_bytes", "error")
 
     def __init__(self, request_id: str):
         self.request_id = request_id
@@ -61,6 +61,7 @@ class _Call:
         self.version: int | None = None
         self.signature: str | None = None
         self.instances: int | None = None
+        self.request_bytes = 0
         self.error: ServingError | None = None
 
 
@@ -140,7 +141,7 @@ class RestTransport:
             "status": response.status,
             "code": code,
             "instances": call.instances,
-            "request_bytes": request.content_length or 0,
+            "request_bytes": call.request_bytes or request.content_length or 0,
             "response_bytes": len(body) if isinstance(body, bytes | bytearray) else None,
             "duration_ms": round(seconds * 1000, 3),
         })
@@ -182,6 +183,7 @@ class RestTransport:
             verb = m.group(4).lower()
             call.method = verb
             body = await self._read_body(request)
+            call.request_bytes = len(body)
             if verb != "predict":
                 self._plane.unsupported(ref, verb.capitalize())
             return await self._predict(ref, body, call)

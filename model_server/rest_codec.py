@@ -179,9 +179,12 @@ def decode_instances(instances: Any, sig: SignatureInfo) -> dict[str, np.ndarray
     if single and not any(named):
         return {names[0]: _to_array(instances, sig.inputs[names[0]])}
     if not all(named):
+        if single:
+            raise InvalidArgument("Instances must be all bare values or all objects keyed by input name")
+        i = named.index(False)
         raise InvalidArgument(
-            "Expecting object but got list at item 0 of input list" if not single else
-            "Instances must be all bare values or all objects keyed by input name"
+            f"Expecting object but got {_json_type(instances[i])} at item {i} of 'instances' list: with several "
+            f"inputs every instance is an object keyed by input name"
         )
     columns: dict[str, list] = {n: [] for n in names}
     for i, instance in enumerate(instances):

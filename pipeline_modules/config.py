@@ -61,10 +61,25 @@ class PipelineConfig:
     jit_compile: bool = True
     seed: int = 7
 
+    # Tuner (KerasTuner random search over learning rate, dropout and warm-up).
+    enable_tuner: bool = True  # false: Trainer takes the fixed hyperparameters above (or imported ones)
+    tuner_trials: int = 2
+    tuner_learning_rates: tuple[float, ...] = (3e-5, 5e-5, 1e-4)
+    tuner_dropouts: tuple[float, ...] = (0.0, 0.1, 0.2)
+    tuner_warmup_fractions: tuple[float, ...] = (0.0, 0.1, 0.2)
+    tuner_train_steps: int = 0  # steps per trial; 0 = one epoch of the train split
+    tuner_eval_steps: int = 0  # validation steps per trial; 0 = the whole eval split
+    hyperparameters_uri: str = ""  # with the Tuner off: import best_hyperparameters from an earlier Tuner run
+
     # Validation gates.
     schema_file: str = ""  # curated schema for ExampleValidator and Transform; default pipeline_modules/schema/
-    accuracy_threshold: float = 0.70  # Evaluator blesses only at or above this binary accuracy
     allow_anomalies: bool = False  # continue past ExampleValidator anomalies (they are still logged)
+    accuracy_threshold: float = 0.70  # Evaluator blesses only at or above this binary accuracy ...
+    baseline_tolerance: float = 0.01  # ... and at most this much below the latest blessed model's accuracy
+    infra_validator: str = "model_server"  # "model_server" (this project's server), "docker" (stock TF Serving), "off"
+    infra_load_deadline_s: float = 180.0
+    infra_num_requests: int = 8
+    infra_make_warmup: bool = True  # bake TF Serving warm-up requests into the pushed model
 
     # Runtime.
     beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
@@ -109,6 +124,14 @@ class PipelineConfig:
             problems.append("num_epochs must be positive when train_steps is 0")
         if self.train_batch_size < 1 or self.eval_batch_size < 1:
             problems.append("batch sizes must be >= 1")
+        if self.infra_validator not in ("model_server", "docker", "off"):
+            problems.append(f"infra_validator must be 'model_server', 'docker' or 'off', got {self.infra_validator!r}")
+        if self.enable_tuner and self.tuner_trials < 1:
+            problems.append("tuner_trials must be >= 1 when the Tuner is on")
+        if self.enable_tuner and self.hyperparameters_uri:
+            problems.append("hyperparameters_uri imports tuned values in place of the Tuner: turn the Tuner off")
+        if self.baseline_tolerance < 0:
+            problems.append(f"baseline_tolerance must be >= 0, got {self.baseline_tolerance}")
         if not 0.0 <= self.accuracy_threshold <= 1.0:
             problems.append(f"accuracy_threshold must be within [0, 1], got {self.accuracy_threshold}")
         if problems:
@@ -123,14 +146,20 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
             "synthetic_reviews_per_class": 40,
             "max_seq_length": 32,
             "encoder_num_layers": 2,
-            "train_steps": 12,
+            "train_steps": 20,
             "eval_steps": 0,
             "train_batch_size": 8,
             "eval_batch_size": 16,
-            "learning_rate": 1e-4,
+            "learning_rate": 3e-4,
             "warmup_fraction": 0.1,
             "jit_compile": False,
+            "tuner_learning_rates": (2e-4, 4e-4),
+            "tuner_trials": 2,
+            "tuner_train_steps": 3,
+            "tuner_eval_steps": 1,
             "accuracy_threshold": 0.0,
+            "baseline_tolerance": 0.05,
+            "infra_num_requests": 4,
         },
         # Minutes on a 2-core CPU: a few thousand real reviews, one epoch at 128 tokens.
         "demo": {
@@ -138,6 +167,9 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
             "eval_steps": 8,
             "max_seq_length": 128,
             "num_epochs": 1.0,
+            "tuner_trials": 2,
+            "tuner_train_steps": 20,
+            "tuner_eval_steps": 4,
             "train_batch_size": 32,
             "accuracy_threshold": 0.70,
         },
@@ -146,6 +178,9 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
             "max_seq_length": 256,
             "num_epochs": 1.0,
             "eval_steps": 40,
+            "tuner_trials": 3,
+            "tuner_train_steps": 100,
+            "tuner_eval_steps": 10,
             "train_batch_size": 32,
             "accuracy_threshold": 0.85,
         },
@@ -193,20 +228,15 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                 type=shlex.split,
                 default=None,
                 metavar="'ARG ...'",
-                help=f"one quoted, space-separated string (default '{' '.join(default)}')",
+                help=f"one quoted, space-separated string (default '{' '.join(map(str, default))}')",
             )
         else:
             group.add_argument(flag, type=hint, default=None, help=f"(default {default!r})")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    values = {}
-    for name, hint in _field_types().items():
-        value = getattr(args, name, None)
-        if name == "preset" or value is None:
-            continue
-        values[name] = tuple(value) if typing.get_origin(hint) is tuple else value
-    return values
+    names = (f.name for f in fields(PipelineConfig) if f.name != "preset")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def as_dict(config: PipelineConfig) -> dict[str, Any]:

@@ -8,7 +8,18 @@ these names from here, so renaming a feature is a one-line change.
 REVIEW_KEY = "review"  # bytes: the review text, UTF-8
 LABEL_KEY = "label"  # int64: 1 = positive, 0 = negative
 RATING_KEY = "rating"  # int64: the star rating from the file name (1-4 negative, 7-10 positive; 0 = unknown)
-WORD_COUNT_KEY = "word_count"  # int64: whitespace-separated words, for length-bucket slices
+WORD_COUNT_KEY = "word_count"  # int64: whitespace-separated words
+LENGTH_BUCKET_KEY = "length_bucket"  # bytes: word-count bucket, for Evaluator slices (TFMA slices on exact values)
+LENGTH_BUCKETS = ((0, 128), (128, 256), (256, 512), (512, None))  # [low, high) in words
+
+
+def length_bucket(word_count: int) -> str:
+    """Bucket names sort in length order: "0000-0127", "0128-0255", "0256-0511", "0512+"."""
+    for low, high in LENGTH_BUCKETS:
+        if high is None or word_count < high:
+            return f"{low:04d}+" if high is None else f"{low:04d}-{high - 1:04d}"
+    raise AssertionError("unreachable: the last bucket is open")
+
 
 # Transformed features, the encoder's inputs (TF Hub BERT names).
 INPUT_WORD_IDS = "input_word_ids"

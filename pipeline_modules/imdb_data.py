@@ -258,7 +258,7 @@ def locate_imdb_source(
     *,
     project_root: Path,
     env: Mapping[str, str] = os.environ,
-    network_check: Callable[[], bool] = tfds_reachable,
+    network_check: Callable[[], bool] | None = None,
     flag: str = DEFAULT_FLAG,
 ) -> ImdbSource:
     """Pick the data source: flag > $IMDB_ARCHIVE > conventional places under data/ > TFDS > ImdbDataNotFound.
@@ -279,7 +279,7 @@ def locate_imdb_source(
     prepared = prepared_tfds_dir(env)
     if prepared is not None:
         return ImdbSource(kind=TFDS_SOURCE, origin="tfds-prepared", tfds_data_dir=prepared)
-    if network_check():
+    if (network_check or tfds_reachable)():  # looked up at call time, so tests can stub it
         return ImdbSource(kind=TFDS_SOURCE, origin="tfds-network")
     raise ImdbDataNotFound(no_data_message(project_root, flag))
 

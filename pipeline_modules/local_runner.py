@@ -84,7 +84,10 @@ def prepare_data_source(config: PipelineConfig, explicit: str | None) -> str:
     if config.synthetic_reviews_per_class > 0 and not (explicit or config.imdb_source):
         archive = config.pipeline_root_path / "synthetic-data" / imdb_data.ARCHIVE_NAME
         info = imdb_data.write_synthetic_archive(
-            archive, n_per_class=config.synthetic_reviews_per_class, seed=config.data_seed
+            archive,
+            n_per_class=config.synthetic_reviews_per_class,
+            seed=config.data_seed,
+            max_words=config.max_seq_length,  # short reviews, so the few tokens the smoke model sees carry signal
         )
         logger.info("Generated a synthetic IMDB archive at %s (%s)", archive, info)
         return str(archive)

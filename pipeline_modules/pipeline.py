@@ -7,6 +7,7 @@ definition runs under `InteractiveContext`, `LocalDagRunner` or a compiled Kubef
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from pipeline_modules import features
+from pipeline_modules import features, imdb_data
 from pipeline_modules.components.anomalies_gate import AnomaliesGate
 from pipeline_modules.components.atomic_pusher import Executor as AtomicPusherExecutor
 from pipeline_modules.components.imdb_example_gen import ImdbExampleGen
+from pipeline_modules.components.infra_validator import ModelServerInfraValidator
 from pipeline_modules.config import PipelineConfig
 from pipeline_modules.encoder import ResolvedEncoder
 
@@ -37,6 +39,7 @@ def transform_custom_config(config: PipelineConfig, encoder: ResolvedEncoder) ->
 
 
 def trainer_custom_config(config: PipelineConfig, encoder: ResolvedEncoder) -> dict[str, Any]:
+    """What `run_fn` and `tuner_fn` read: the encoder, fixed hyperparameters and the Tuner's search space."""
     return {
         "encoder_path": encoder.path,
         "encoder_handle": encoder.handle,
@@ -50,37 +53,89 @@ def trainer_custom_config(config: PipelineConfig, encoder: ResolvedEncoder) -> d
         "eval_batch_size": config.eval_batch_size,
         "jit_compile": config.jit_compile,
         "seed": config.seed,
+        "tuner_trials": config.tuner_trials,
+        "tuner_learning_rates": list(config.tuner_learning_rates),
+        "tuner_dropouts": list(config.tuner_dropouts),
+        "tuner_warmup_fractions": list(config.tuner_warmup_fractions),
     }
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    """TFMA through the `from_examples` signature; blessing needs binary accuracy at or above the preset's bar."""
-    accuracy_bar = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.accuracy_threshold})
+    """TFMA through `from_examples`, overall and per length bucket and star rating, against the latest blessed model.
+
+    Blessing needs binary accuracy at or above the preset's bar and no more than `baseline_tolerance` below the
+    baseline's; without a baseline (the first run) TFX drops the comparison and the bar alone decides.
+    """
+    model_spec = {
+        "signature_name": features.EXAMPLES_SIGNATURE,
+        "label_key": features.LABEL_KEY,
+        "prediction_key": features.PROBABILITY_OUTPUT,
+        "model_type": tfma.TF_GENERIC,
+    }
+    accuracy_gate = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.accuracy_threshold}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -config.baseline_tolerance}
+        ),
     )
     return tfma.EvalConfig(
         model_specs=[
-            tfma.ModelSpec(
-                signature_name=features.EXAMPLES_SIGNATURE,
-                label_key=features.LABEL_KEY,
-                prediction_key=features.PROBABILITY_OUTPUT,
-                model_type=tfma.TF_GENERIC,
-            )
+            tfma.ModelSpec(name="candidate", **model_spec),
+            tfma.ModelSpec(name="baseline", is_baseline=True, **model_spec),
         ],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[features.RATING_KEY])],
+        slicing_specs=[
+            tfma.SlicingSpec(),
+            tfma.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY]),
+            tfma.SlicingSpec(feature_keys=[features.RATING_KEY]),
+        ],
         metrics_specs=[
             tfma.MetricsSpec(
                 metrics=[
                     tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(class_name="BinaryAccuracy", threshold=accuracy_bar),
+                    tfma.MetricConfig(class_name="BinaryAccuracy", threshold=accuracy_gate),
                     tfma.MetricConfig(class_name="AUC"),
                     tfma.MetricConfig(class_name="Precision"),
                     tfma.MetricConfig(class_name="Recall"),
                     tfma.MetricConfig(class_name="Calibration"),
+                    tfma.MetricConfig(class_name="MeanLabel"),
+                    tfma.MetricConfig(class_name="MeanPrediction"),
+                    tfma.MetricConfig(class_name="CalibrationPlot"),
+                    tfma.MetricConfig(
+                        class_name="ConfusionMatrixAtThresholds", config=json.dumps({"thresholds": [0.5]})
+                    ),
                 ]
             )
         ],
     )
+
+
+def _infra_validator(config: PipelineConfig, model: Any, examples: Any) -> Any:
+    if config.infra_validator == "docker":  # TFX's own, with TF Serving in Docker, unchanged
+        return tfx.components.InfraValidator(
+            model=model,
+            examples=examples,
+            serving_spec=tfx.proto.ServingSpec(
+                tensorflow_serving=tfx.proto.TensorFlowServing(tags=["latest"]),
+                local_docker=tfx.proto.LocalDockerConfig(),
+                model_name=config.model_name,
+            ),
+            validation_spec=tfx.proto.ValidationSpec(max_loading_time_seconds=int(config.infra_load_deadline_s)),
+            request_spec=tfx.proto.RequestSpec(
+                tensorflow_serving=tfx.proto.TensorFlowServingRequestSpec(
+                    signature_names=[features.EXAMPLES_SIGNATURE]
+                ),
+                num_examples=config.infra_num_requests,
+                make_warmup=config.infra_make_warmup,
+            ),
+        )
+    return ModelServerInfraValidator(
+        model=model,
+        examples=examples,
+        model_name=config.model_name,
+        load_deadline_s=config.infra_load_deadline_s,
+        num_requests=config.infra_num_requests,
+        make_warmup=config.infra_make_warmup,
+    ).with_id("InfraValidator")
 
 
 def create_pipeline(
@@ -95,6 +150,7 @@ def create_pipeline(
         source=imdb_source,
         max_per_split=config.max_examples_per_split,
         seed=config.data_seed,
+        source_fingerprint=imdb_data.source_fingerprint(imdb_source),  # a replaced archive invalidates the cache
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_file = str(config.resolved_path(config.schema_file)) if config.schema_file else SCHEMA_FILE
@@ -112,27 +168,61 @@ def create_pipeline(
         custom_config=transform_custom_config(config, encoder),
     )
     transform.add_upstream_node(anomalies_gate)
+    tuning: list[Any] = []
+    hyperparameters = None
+    if config.enable_tuner:
+        tuner = tfx.components.Tuner(
+            module_file=TRAINER_MODULE_FILE,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.tuner_train_steps),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=config.tuner_eval_steps),
+            custom_config=trainer_custom_config(config, encoder),
+        )
+        tuning, hyperparameters = [tuner], tuner.outputs["best_hyperparameters"]
+    elif config.hyperparameters_uri:
+        imported = tfx.dsl.Importer(
+            source_uri=str(config.resolved_path(config.hyperparameters_uri)),
+            artifact_type=tfx.types.standard_artifacts.HyperParameters,
+        ).with_id("HyperparametersImporter")
+        tuning, hyperparameters = [imported], imported.outputs["result"]
     trainer = tfx.components.Trainer(
         module_file=TRAINER_MODULE_FILE,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
+        hyperparameters=hyperparameters,
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=config.eval_steps),
         custom_config=trainer_custom_config(config, encoder),
     )
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("LatestBlessedModelResolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs["model"],
         eval_config=eval_config(config),
     )
+    validation: list[Any] = []
+    push_inputs: dict[str, Any] = {"model": trainer.outputs["model"]}
+    if config.infra_validator != "off":
+        infra_validator = _infra_validator(config, trainer.outputs["model"], example_gen.outputs["examples"])
+        validation = [infra_validator]
+        push_inputs = {"infra_blessing": infra_validator.outputs["blessing"]}
+        if not config.infra_make_warmup:  # otherwise Pusher pushes the validated copy with warm-up requests
+            push_inputs["model"] = trainer.outputs["model"]
     pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(config.push_destination))
         ),
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor),
+        **push_inputs,
     )
     components = [
         example_gen,
@@ -141,8 +231,11 @@ def create_pipeline(
         example_validator,
         anomalies_gate,
         transform,
+        *tuning,
         trainer,
+        baseline_resolver,
         evaluator,
+        *validation,
         pusher,
     ]
     return tfx.dsl.Pipeline(

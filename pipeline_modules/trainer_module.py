@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import keras_tuner
 import tensorflow as tf
 import tensorflow_hub as hub
 import tensorflow_transform as tft
@@ -192,6 +193,21 @@ def _serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransf
     }
 
 
+def _compiled_model(config: Mapping[str, Any], hparams: Mapping[str, Any], train_steps: int) -> tf.keras.Model:
+    model = build_model(config["encoder_path"], pooling=config.get("pooling", "mean"), dropout=hparams["dropout"])
+    warmup_steps = int(hparams["warmup_fraction"] * train_steps)
+    model.compile(
+        optimizer=_optimizer(hparams["learning_rate"], hparams["weight_decay"], train_steps, warmup_steps),
+        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[
+            tf.keras.metrics.BinaryAccuracy(threshold=0.0, name="binary_accuracy"),
+            tf.keras.metrics.AUC(from_logits=True, name="auc"),
+        ],
+        jit_compile=bool(config.get("jit_compile", False)),
+    )
+    return model
+
+
 def _hyperparameters(fn_args: tfx.components.FnArgs) -> dict[str, Any]:
     """Configuration first, then Tuner's best values (when Tuner ran) on top."""
     config = fn_args.custom_config or {}
@@ -210,7 +226,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     hparams = _hyperparameters(fn_args)
     seed = int(config.get("seed", 7))
     tf.keras.utils.set_random_seed(seed)
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     train_batch = int(config.get("train_batch_size", 32))
     eval_batch = int(config.get("eval_batch_size", 64))
 
@@ -222,7 +238,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "Trainer: %d train examples, %s epoch(s) -> %d steps", train_examples, hparams["num_epochs"], train_steps
         )
     eval_steps = int(fn_args.eval_steps or 0) or None  # None: the whole eval split
-    warmup_steps = int(hparams["warmup_fraction"] * train_steps)
 
     train_ds = _input_fn(
         fn_args.train_files, fn_args.data_accessor, tf_transform_output, train_batch, repeat=True, seed=seed
@@ -231,16 +246,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         fn_args.eval_files, fn_args.data_accessor, tf_transform_output, eval_batch, repeat=False, seed=seed
     )
 
-    model = build_model(config["encoder_path"], pooling=config.get("pooling", "mean"), dropout=hparams["dropout"])
-    model.compile(
-        optimizer=_optimizer(hparams["learning_rate"], hparams["weight_decay"], train_steps, warmup_steps),
-        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[
-            tf.keras.metrics.BinaryAccuracy(threshold=0.0, name="binary_accuracy"),
-            tf.keras.metrics.AUC(from_logits=True, name="auc"),
-        ],
-        jit_compile=bool(config.get("jit_compile", False)),
-    )
+    model = _compiled_model(config, hparams, train_steps)
     logger.info("Trainer: %d steps of %d reviews, hyperparameters %s", train_steps, train_batch, hparams)
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     callbacks = [
@@ -264,3 +270,70 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     signatures = _serving_signatures(model, tf_transform_output)
     model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures, include_optimizer=False)
+
+
+class TfKerasRandomSearch(keras_tuner.RandomSearch):
+    """Random search whose trials build and fit tf_keras (Keras 2) models.
+
+    KerasTuner 1.4 imports Keras 3 and rejects any model that is not a Keras 3 `Model`, while TFX 1.16 and
+    `hub.KerasLayer` train with Keras 2; a trial here is simply "build, fit, report the final metrics".
+    """
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
+        tf.keras.backend.clear_session()
+        model = self.hypermodel.build(trial.hyperparameters)
+        history = model.fit(*args, **kwargs)
+        metrics = {name: float(values[-1]) for name, values in history.history.items()}
+        logger.info("Tuner: trial %s %s -> %s", trial.trial_id, trial.hyperparameters.values, metrics)
+        return metrics
+
+
+def search_space(config: Mapping[str, Any]) -> keras_tuner.HyperParameters:
+    """Learning rate, dropout and warm-up: the three that move BERT fine-tuning most on a small budget."""
+    space = keras_tuner.HyperParameters()
+    space.Choice("learning_rate", [float(v) for v in config.get("tuner_learning_rates", (3e-5, 5e-5, 1e-4))])
+    space.Choice("dropout", [float(v) for v in config.get("tuner_dropouts", (0.0, 0.1, 0.2))])
+    space.Choice("warmup_fraction", [float(v) for v in config.get("tuner_warmup_fractions", (0.0, 0.1, 0.2))])
+    return space
+
+
+# TFX Tuner calls this.
+def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
+    """A KerasTuner random search on the preset's trial budget; Tuner hands the best values to Trainer."""
+    config = fn_args.custom_config or {}
+    seed = int(config.get("seed", 7))
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    train_batch = int(config.get("train_batch_size", 32))
+    eval_batch = int(config.get("eval_batch_size", 64))
+    train_steps = int(fn_args.train_steps or 0) or max(_count_records(fn_args.train_files) // train_batch, 1)
+    fixed = {key: config.get(key, default) for key, default in DEFAULT_HYPERPARAMETERS.items()}
+
+    def build(hp: keras_tuner.HyperParameters) -> tf.keras.Model:
+        return _compiled_model(config, {**fixed, **hp.values}, train_steps)
+
+    tuner = TfKerasRandomSearch(
+        build,
+        max_trials=int(config.get("tuner_trials", 2)),
+        hyperparameters=search_space(config),
+        objective=keras_tuner.Objective("val_binary_accuracy", "max"),
+        directory=fn_args.working_dir,
+        project_name="bert_imdb_tuning",
+        seed=seed,
+        overwrite=True,
+    )
+    logger.info("Tuner: %d trials of %d steps of %d reviews", tuner.oracle.max_trials, train_steps, train_batch)
+    return tfx.components.TunerFnResult(
+        tuner=tuner,
+        fit_kwargs={
+            "x": _input_fn(
+                fn_args.train_files, fn_args.data_accessor, tf_transform_output, train_batch, repeat=True, seed=seed
+            ),
+            "validation_data": _input_fn(
+                fn_args.eval_files, fn_args.data_accessor, tf_transform_output, eval_batch, repeat=False, seed=seed
+            ),
+            "steps_per_epoch": train_steps,
+            "validation_steps": int(fn_args.eval_steps or 0) or None,
+            "epochs": 1,
+            "verbose": 0,
+        },
+    )

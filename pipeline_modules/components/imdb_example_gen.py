@@ -42,6 +42,9 @@ def to_tf_example(record: ImdbRecord) -> tf.train.Example:
                 features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[record.label])),
                 features.RATING_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[record.rating])),
                 features.WORD_COUNT_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[record.word_count])),
+                features.LENGTH_BUCKET_KEY: tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[features.length_bucket(record.word_count).encode()])
+                ),
             }
         )
     )

@@ -44,9 +44,10 @@ def make_version(base: Path, name: str, complete: bool = True, broken: bool = Fa
     return d
 
 
-def manager(base: Path, policy: VersionPolicy = VersionPolicy(), labels=None, metrics=None):
+def manager(base: Path, policy: VersionPolicy | None = None, labels=None, metrics=None):
     loader = Loader()
-    m = ModelVersionManager(ModelConfig("m", str(base), policy, labels or {}), loader, metrics or Metrics(), 1.0)
+    config = ModelConfig("m", str(base), policy or VersionPolicy(), labels or {})
+    m = ModelVersionManager(config, loader, metrics or Metrics(), 1.0)
     return m, loader
 
 

@@ -32,7 +32,7 @@ def test_row_format_with_bare_strings(rest: RestClient) -> None:
 
 def test_row_format_with_named_inputs_and_b64(rest: RestClient) -> None:
     status, doc = call_json(rest, "POST", PREDICT, {"instances": [
-        {"text": "wonderful"}, {"text": {"b64": b64("terrible".encode())}},
+        {"text": "wonderful"}, {"text": {"b64": b64(b"terrible")}},
     ]})
     assert status == 200
     assert [p["label"] for p in doc["predictions"]] == ["positive", "negative"]
@@ -58,7 +58,7 @@ def test_from_examples_signature(rest: RestClient) -> None:
 
 def test_versions_paths_are_case_insensitive_and_names_url_decoded(rest: RestClient) -> None:
     for path in (f"/v1/models/{MODEL}/versions/1:predict", f"/V1/MODELS/{MODEL}:PREDICT",
-                 f"/v1/models/%73entiment:predict"):
+                 "/v1/models/%73entiment:predict"):
         status, doc = call_json(rest, "POST", path, {"instances": ["great"]})
         assert status == 200, path
 
@@ -139,7 +139,8 @@ BAD_REQUESTS = [
      "Input 'text' instance 1 is empty or whitespace-only: send the text to classify"),
     ("POST", PREDICT, {"instances": [" \t\n "]}, 400,
      "Input 'text' instance 0 is empty or whitespace-only: send the text to classify"),
-    ("POST", PREDICT, {"instances": [{"b64": b64(b"\xff\xfe bad")}]}, 400, "Input 'text' instance 0 is not valid UTF-8"),
+    ("POST", PREDICT, {"instances": [{"b64": b64(b"\xff\xfe bad")}]}, 400,
+     "Input 'text' instance 0 is not valid UTF-8"),
     ("POST", PREDICT, {"instances": ["x"] * 65}, 400,
      "The request has 65 instances, more than the limit of 64 (--max_instances_per_request); split it into "
      "smaller requests"),

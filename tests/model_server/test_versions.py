@@ -113,7 +113,8 @@ def test_hot_swap_under_traffic_and_a_broken_version(spawn, toy_models, tmp_path
 
     wait_for(version_3_failed, what="version 3 reported as failed")
     [v3] = rest.model_status(MODEL, version=3)["model_version_status"]
-    assert v3["status"]["error_code"] == "UNKNOWN" and "Cannot parse the SavedModel proto" in v3["status"]["error_message"]
+    assert v3["status"]["error_code"] == "UNKNOWN"
+    assert "Cannot parse the SavedModel proto" in v3["status"]["error_message"]
     assert _version_of(rest.predict_texts(MODEL, [TEXT])[0]["probability"]) == 2
     status, doc = call_json(rest, "GET", f"/v1/models/{MODEL}/versions/4")
     assert status == 404  # .4.tmp is not a version

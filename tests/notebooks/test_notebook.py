@@ -108,15 +108,14 @@ def _strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
-def _install_kernelspec(prefix: Path) -> Path:
-    """A kernelspec for this interpreter (the test's virtual environment) in a private Jupyter data directory."""
+def _install_kernelspec(prefix: Path) -> None:
+    """A kernelspec for this interpreter (the test's virtual environment) under `prefix`/share/jupyter."""
     from ipykernel.kernelspec import install
 
     install(kernel_name=KERNEL_NAME, display_name="bert-imdb-tfx test kernel", prefix=str(prefix))
     spec_file = prefix / "share" / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
     argv = json.loads(spec_file.read_text())["argv"]
     assert argv[0] == sys.executable, argv
-    return prefix / "share" / "jupyter"
 
 
 def _inject(nb: nbformat.NotebookNode, parameters: dict[str, object]) -> None:
@@ -134,7 +133,6 @@ def _inject(nb: nbformat.NotebookNode, parameters: dict[str, object]) -> None:
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory, smoke_encoder) -> dict[str, object]:
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
 
     work = tmp_path_factory.mktemp("notebook")
     serving_dir = work / "serving"
@@ -149,32 +147,31 @@ def executed(tmp_path_factory: pytest.TempPathFactory, smoke_encoder) -> dict[st
     nb = nbformat.read(NOTEBOOK, as_version=4)
     _inject(nb, parameters)
 
-    jupyter_data = _install_kernelspec(work / "kernel")
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_data))
-    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
-    monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
-    monkeypatch.setenv("IMDB_ARCHIVE", str(work / "no-such-archive"))  # smoke must not look for real data
-    monkeypatch.setenv("PIP_NO_INDEX", "1")  # in case anything runs pip: no package index either
-    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    client = NotebookClient(
-        nb,
-        kernel_name=KERNEL_NAME,
-        timeout=CELL_TIMEOUT_S,
-        startup_timeout=180,
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    )
     executed_path = work / "executed.ipynb"
     started = time.monotonic()
-    failure = None
-    try:
-        client.execute()
-    except CellExecutionError as error:
-        failure = error
-    finally:
-        monkeypatch.undo()
-        nbformat.write(nb, executed_path)
+    failure: BaseException | None = None
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("JUPYTER_PATH", str(work / "kernel" / "share" / "jupyter"))  # searched first for kernels
+        monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
+        monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
+        monkeypatch.setenv("IMDB_ARCHIVE", str(work / "no-such-archive"))  # smoke must not look for real data
+        monkeypatch.setenv("PIP_NO_INDEX", "1")  # in case anything runs pip: no package index either
+        monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures as image/png
+        _install_kernelspec(work / "kernel")
+        client = NotebookClient(
+            nb,
+            kernel_name=KERNEL_NAME,
+            timeout=CELL_TIMEOUT_S,
+            startup_timeout=180,
+            resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+        )
+        try:
+            client.execute()
+        except Exception as error:  # CellExecutionError, CellTimeoutError, DeadKernelError: report them alike
+            failure = error
+        finally:
+            nbformat.write(nb, executed_path)
     elapsed = time.monotonic() - started
     print(f"Executed notebook ({elapsed:.0f} s): {executed_path}")
     if failure is not None:
@@ -186,7 +183,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory, smoke_encoder) -> dict[st
             )
         pytest.fail(
             f"The notebook failed after {elapsed:.0f} s (executed copy: {executed_path}):\n"
-            + ("\n".join(details) or _strip_ansi(str(failure))),
+            + ("\n".join(details) or f"{type(failure).__name__}: {_strip_ansi(str(failure))}"),
             pytrace=False,
         )
     return {"nb": nb, "serving_dir": serving_dir, "path": executed_path}

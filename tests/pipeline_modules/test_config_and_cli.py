@@ -71,3 +71,11 @@ def test_cli_names_a_missing_archive(tmp_path, capsys: pytest.CaptureFixture[str
     missing = tmp_path / "nowhere.tar.gz"
     assert local_runner.main(["--preset", "demo", "--imdb-archive", str(missing)]) == 2
     assert str(missing) in capsys.readouterr().err
+
+
+def test_length_buckets_cover_every_length_in_order() -> None:
+    from pipeline_modules import features
+
+    assert [features.length_bucket(n) for n in (0, 127, 128, 255, 256, 511, 512, 2470)] == [
+        "0000-0127", "0000-0127", "0128-0255", "0128-0255", "0256-0511", "0256-0511", "0512+", "0512+",
+    ]

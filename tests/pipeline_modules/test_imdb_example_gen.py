@@ -96,6 +96,7 @@ def test_pipeline_writes_shuffled_sharded_gzip_tf_examples(pipeline_run: tuple) 
                 features.LABEL_KEY,
                 features.RATING_KEY,
                 features.WORD_COUNT_KEY,
+                features.LENGTH_BUCKET_KEY,
             }
             review = feature[features.REVIEW_KEY].bytes_list.value[0].decode("utf-8")
             [label] = feature[features.LABEL_KEY].int64_list.value
@@ -104,6 +105,8 @@ def test_pipeline_writes_shuffled_sharded_gzip_tf_examples(pipeline_run: tuple) 
             assert review.strip()
             assert rating in (range(7, 11) if label == 1 else range(1, 5))
             assert word_count == imdb_data.ImdbRecord(text=review, label=label, rating=rating, id="").word_count
+            [bucket] = feature[features.LENGTH_BUCKET_KEY].bytes_list.value
+            assert bucket.decode() == features.length_bucket(word_count)
         labels = Counter(e.features.feature[features.LABEL_KEY].int64_list.value[0] for e in examples)
         assert labels == {0: N_PER_CLASS, 1: N_PER_CLASS}
         assert _longest_label_run(examples) < 10  # the archive is ordered by class; the examples must not be

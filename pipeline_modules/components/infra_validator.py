@@ -1,0 +1,193 @@
+"""Infrastructure validation without Docker: serve the candidate with this project's model server and query it.
+
+TFX's stock InfraValidator starts TensorFlow Serving in Docker or Kubernetes, which neither Colab nor these machines
+have (tensorflow/tfx issues 2912, 5485, 5512). This component does the same job with `python -m model_server`, the
+drop-in server the model will be served by: it starts it as a separate process on a copy of the candidate, waits
+until the model is AVAILABLE (with a load deadline), sends real eval reviews over REST and gRPC exactly as clients
+do, checks every answer against the contract and against in-process scoring, stops the server, and writes a
+standard `InfraBlessing` (with the model plus TF Serving warm-up requests, when asked, for Pusher to push).
+"""
+
+import glob
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+from tfx import v1 as tfx
+from tfx.types import artifact_utils
+from tfx.types.standard_artifacts import Examples, InfraBlessing, Model
+from tfx.utils import io_utils, path_utils
+
+from pipeline_modules import features
+
+logger = logging.getLogger(__name__)
+
+BLESSED_KEY = "blessed"  # the custom properties stock InfraValidator sets, which Pusher reads
+MODEL_FLAG_KEY = "has_model"
+REPORT_FILE = "infra_validation.json"
+_SERVED_VERSION = 1
+
+
+class InfraValidationFailed(Exception):
+    """A check failed; the message says which and why."""
+
+
+def eval_reviews(examples: Examples, count: int, split: str = "eval") -> list[str]:
+    """The first `count` reviews of a split, as clients would send them."""
+    pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
+    dataset = tf.data.TFRecordDataset(sorted(glob.glob(pattern)), compression_type="GZIP").take(count)
+    reviews = []
+    for record in dataset:
+        example = tf.train.Example.FromString(record.numpy())
+        reviews.append(example.features.feature[features.REVIEW_KEY].bytes_list.value[0].decode("utf-8"))
+    if not reviews:
+        raise InfraValidationFailed(f"no examples found in split {split!r} of {examples.uri}")
+    return reviews
+
+
+def warmup_requests(model_name: str, reviews: Sequence[str]) -> list[prediction_log_pb2.PredictionLog]:
+    """TF Serving warm-up records: one `serving_default` request per batch size a client is likely to send."""
+    logs = []
+    for size in sorted({1, min(len(reviews), 8), len(reviews)}):
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=features.SERVING_SIGNATURE)
+        )
+        request.inputs[features.TEXT_INPUT].CopyFrom(tf.make_tensor_proto(list(reviews[:size]), dtype=tf.string))
+        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+    return logs
+
+
+def _check_answer(transport: str, rows: list[dict[str, Any]], expected: np.ndarray, tolerance: float) -> list[str]:
+    """Contract checks on one transport's rows ({probability, label} per review)."""
+    problems = []
+    try:
+        probability = np.asarray([row[features.PROBABILITY_OUTPUT] for row in rows], dtype=np.float64)
+        labels = [row[features.LABEL_OUTPUT] for row in rows]
+    except (KeyError, TypeError, ValueError) as error:
+        return [f"{transport}: answer does not follow the contract ({error!r}): {str(rows)[:300]}"]
+    if probability.shape != expected.shape or len(labels) != len(expected):
+        return [f"{transport}: {len(labels)} labels / shape {probability.shape} for {len(expected)} reviews"]
+    if not np.all((probability >= 0.0) & (probability <= 1.0)):
+        problems.append(f"{transport}: probabilities outside [0, 1]: {probability.tolist()}")
+    if not set(labels) <= {features.POSITIVE, features.NEGATIVE}:
+        problems.append(f"{transport}: unexpected labels {sorted(set(labels))}")
+    wrong = [
+        i
+        for i, (p, label) in enumerate(zip(probability, labels, strict=True))
+        if label != (features.POSITIVE if p >= 0.5 else features.NEGATIVE)
+    ]
+    if wrong:
+        problems.append(f"{transport}: labels disagree with probabilities at rows {wrong}")
+    gap = float(np.max(np.abs(probability - expected)))
+    if gap > tolerance:
+        problems.append(f"{transport}: differs from in-process scoring by {gap:.2e} (tolerance {tolerance:.0e})")
+    return problems
+
+
+def validate_with_model_server(
+    model_dir: str,
+    reviews: Sequence[str],
+    *,
+    model_name: str,
+    load_deadline_s: float,
+    tolerance: float,
+    workdir: str,
+) -> dict[str, Any]:
+    """Serve `model_dir` from a fresh server process, query it, and return a report; raise on the first failure."""
+    from model_server.client import start_server
+
+    report: dict[str, Any] = {"model_name": model_name, "requests": len(reviews)}
+    base_path = os.path.join(workdir, model_name)
+    io_utils.copy_dir(model_dir, os.path.join(base_path, str(_SERVED_VERSION)))
+    try:
+        signature = tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE]
+    except (KeyError, OSError, ValueError) as error:
+        raise InfraValidationFailed(f"the SavedModel has no usable {features.SERVING_SIGNATURE!r}: {error}") from error
+    expected = signature(text=tf.constant(list(reviews)))[features.PROBABILITY_OUTPUT].numpy().astype(np.float64)
+
+    started = time.monotonic()
+    server = start_server(model_name=model_name, model_base_path=base_path, startup_timeout=load_deadline_s)
+    try:
+        try:
+            server.wait_for_model(model_name, timeout=max(load_deadline_s - (time.monotonic() - started), 1.0))
+        except (TimeoutError, RuntimeError) as error:
+            raise InfraValidationFailed(f"the model server did not make the model available: {error}") from error
+        report["load_s"] = round(time.monotonic() - started, 2)
+        problems = []
+        with server.rest_client() as rest:
+            metadata = rest.model_metadata(model_name)
+            signatures = metadata["metadata"]["signature_def"]["signature_def"]
+            for name in (features.SERVING_SIGNATURE, features.EXAMPLES_SIGNATURE):
+                if name not in signatures:
+                    problems.append(f"metadata: signature {name!r} missing (has {sorted(signatures)})")
+            problems += _check_answer("REST", rest.predict_texts(model_name, list(reviews)), expected, tolerance)
+        with server.grpc_client() as grpc_client:
+            problems += _check_answer("gRPC", grpc_client.predict_texts(model_name, list(reviews)), expected, tolerance)
+        if problems:
+            raise InfraValidationFailed("; ".join(problems))
+    except InfraValidationFailed:
+        raise
+    except Exception as error:  # any client error is a failed validation, with the server's own words
+        raise InfraValidationFailed(f"{type(error).__name__}: {error}") from error
+    finally:
+        exit_code = server.stop()
+        report["server_log_tail"] = server.log_text()[-2000:]
+    if exit_code != 0:
+        raise InfraValidationFailed(f"the model server did not shut down cleanly (exit status {exit_code})")
+    report["shutdown_exit_code"] = exit_code
+    return report
+
+
+@tfx.dsl.components.component
+def ModelServerInfraValidator(  # noqa: N802 - TFX component names are classes
+    model: tfx.dsl.components.InputArtifact[Model],
+    examples: tfx.dsl.components.InputArtifact[Examples],
+    blessing: tfx.dsl.components.OutputArtifact[InfraBlessing],
+    model_name: tfx.dsl.components.Parameter[str],
+    load_deadline_s: tfx.dsl.components.Parameter[float] = 120.0,
+    num_requests: tfx.dsl.components.Parameter[int] = 8,
+    tolerance: tfx.dsl.components.Parameter[float] = 1e-4,
+    make_warmup: tfx.dsl.components.Parameter[bool] = True,
+) -> None:
+    """Blesses the candidate only when this project's model server loads it and answers correctly."""
+    model_dir = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+    reviews = eval_reviews(examples, num_requests)
+    workdir = tempfile.mkdtemp(prefix="infra-validation-")
+    try:
+        report = validate_with_model_server(
+            model_dir,
+            reviews,
+            model_name=model_name,
+            load_deadline_s=load_deadline_s,
+            tolerance=tolerance,
+            workdir=workdir,
+        )
+        blessed, reason = True, f"served and answered {len(reviews)} reviews over REST and gRPC correctly"
+    except InfraValidationFailed as error:
+        report, blessed, reason = {"model_name": model_name}, False, str(error)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report.update(blessed=blessed, reason=reason)
+    os.makedirs(blessing.uri, exist_ok=True)
+    with open(os.path.join(blessing.uri, REPORT_FILE), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+    open(os.path.join(blessing.uri, "INFRA_BLESSED" if blessed else "INFRA_NOT_BLESSED"), "w").close()
+    blessing.set_int_custom_property(BLESSED_KEY, int(blessed))
+    blessing.set_string_custom_property("reason", reason[:2000])
+    if not blessed:
+        logger.warning("InfraValidator: NOT blessed: %s", reason)
+        return
+    logger.info("InfraValidator: blessed (%s; model available after %.1f s)", reason, report.get("load_s", 0.0))
+    if make_warmup:
+        stamped = path_utils.stamped_model_path(blessing.uri)
+        io_utils.copy_dir(model_dir, stamped)
+        io_utils.write_tfrecord_file(path_utils.warmup_file_path(stamped), *warmup_requests(model_name, reviews))
+        blessing.set_int_custom_property(MODEL_FLAG_KEY, 1)

@@ -237,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measured phase")
     p.add_argument("--max_requests", type=int, default=20_000, help="request cap per measured phase")
     p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--toy_work_layers", type=int, default=0,
+                   help="toy model only: dense layers of per-instance work, to mimic an encoder's cost")
     p.add_argument("--batch_timeout_micros", type=int, default=0)
     p.add_argument("--num_batch_threads", type=int, default=0)
     p.add_argument("--poll_seconds", type=float, default=30.0)
@@ -253,8 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     model_kind = "given"
     if not base_path:
         base_path = os.path.join(workdir, args.model_name)
-        build_toy_model(os.path.join(base_path, "1"))
+        build_toy_model(os.path.join(base_path, "1"), work_layers=args.toy_work_layers)
         model_kind = "toy keyword model (model_server.toy_model)"
+        if args.toy_work_layers:
+            model_kind += f" with {args.toy_work_layers} dense 768-wide layers of work per instance"
     versions = list_versions(base_path)
     if not versions:
         p.error(f"no integer version directory under {base_path}")

@@ -27,6 +27,17 @@ MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 INIT_OP_SIGNATURE = "__saved_model_init_op"
 
 
+
+def register_custom_ops() -> None:
+    """Register the op libraries BERT SavedModels use (TF Text's tokenizer ops), as TF Serving builds link them in.
+
+    Without this a model whose graph holds the tokenizer fails to load with "Op type not registered 'CaseFoldUTF8'".
+    """
+    try:
+        import tensorflow_text  # noqa: F401
+    except ImportError:
+        logging.getLogger(__name__).warning("tensorflow_text is not installed: models that tokenize will not load")
+
 class ModelLoadError(Exception):
     """The version cannot be served (unreadable SavedModel, no signatures, failing warm-up)."""
 
@@ -69,6 +80,8 @@ class ServableModel:
     def load(self, warmup: bool = True, warmup_batch_sizes: Sequence[int] = (1,)) -> None:
         """Load and warm up; raises :class:`ModelLoadError` with a message fit for the status API."""
         import tensorflow as tf
+
+        register_custom_ops()
 
         start = time.monotonic()
         if not any(os.path.exists(os.path.join(self.path, f)) for f in ("saved_model.pb", "saved_model.pbtxt")):

@@ -239,9 +239,10 @@ class ModelVersionManager:
                 log.warning("model %s: version %d directory disappeared; unloaded", self.name, v)
         for v in [v for v in self._seen if v not in on_disk]:
             self._seen.pop(v, None)
-            if self._failed.pop(v, None) is not None:
-                with self._status_lock:
-                    self._status.pop(v, None)
+            self._failed.pop(v, None)
+        with self._status_lock:  # ended versions whose directory is gone leave the status list (it stays bounded)
+            for v in [v for v, s in self._status.items() if s.state == State.END and v not in on_disk]:
+                del self._status[v]
 
     def _loadable(self, on_disk: Mapping[int, str]) -> list[int]:
         """Versions that are loaded, or complete and unchanged since the last scan (and not known to be broken)."""

@@ -33,8 +33,14 @@ NEGATIVE_WORDS = ("bad", "terrible", "awful", "worst", "boring", "waste", "poor"
                   "dull", "disappointing")
 
 
-def build_toy_model(export_dir: str, bias: float = 0.0, warmup_texts: Sequence[str] = ()) -> str:
-    """Write the SavedModel to ``export_dir`` (which must not exist yet) and return it."""
+def build_toy_model(export_dir: str, bias: float = 0.0, warmup_texts: Sequence[str] = (), work_layers: int = 0,
+                    work_dim: int = 768) -> str:
+    """Write the SavedModel to ``export_dir`` (which must not exist yet) and return it.
+
+    ``work_layers`` > 0 adds dense ``work_dim``-wide layers per instance whose result does not change the answer:
+    a stand-in for an encoder's cost (and its better efficiency in batches), so benchmarks can show how close the
+    server gets to in-process throughput when the model, not the server, is the bottleneck.
+    """
     import tensorflow as tf
 
     class KeywordSentiment(tf.Module):
@@ -44,11 +50,18 @@ def build_toy_model(export_dir: str, bias: float = 0.0, warmup_texts: Sequence[s
             values = tf.constant([1.0] * len(POSITIVE_WORDS) + [-1.0] * len(NEGATIVE_WORDS))
             self.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), 0.0)
             self.bias = tf.Variable(bias, dtype=tf.float32, name="bias")
+            init = tf.random.stateless_normal([work_dim, work_dim], seed=[1, 2]) / float(work_dim) ** 0.5
+            self.work = tf.Variable(init if work_layers else tf.zeros([1, 1]), name="work")
 
         def _score(self, text):
             cleaned = tf.strings.regex_replace(tf.strings.lower(text, encoding="utf-8"), r"[^\w']+", " ")
             words = tf.strings.split(cleaned)
             score = tf.reduce_sum(self.table.lookup(words), axis=1)
+            if work_layers:
+                h = tf.tile(score[:, None], [1, work_dim]) * 0.01
+                for _ in tf.range(work_layers):
+                    h = tf.tanh(tf.matmul(h, self.work))
+                score += 0.0 * tf.reduce_mean(h, axis=1)  # costs like an encoder, answers like the toy model
             probability = tf.sigmoid(score + self.bias)
             label = tf.where(probability >= 0.5, tf.constant(POSITIVE), tf.constant(NEGATIVE))
             return {PROBABILITY_OUTPUT: probability, LABEL_OUTPUT: label}

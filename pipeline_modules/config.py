@@ -48,6 +48,7 @@ class PipelineConfig:
     head_fraction: float = 0.25  # share of the token budget kept from the start of a long review; rest from its end
 
     # Trainer.
+    trainer_module_file: str = ""  # your own module with run_fn/tuner_fn; default pipeline_modules/trainer_module.py
     pooling: str = "mean"  # "mean" (masked mean of sequence_output) or "cls" (the encoder's pooled_output)
     dropout: float = 0.1
     learning_rate: float = 5e-5
@@ -143,10 +144,10 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
     {
         # Tiny and fast, for tests and CI: generated reviews, short sequences, a handful of steps.
         "smoke": {
-            "synthetic_reviews_per_class": 40,
+            "synthetic_reviews_per_class": 48,
             "max_seq_length": 32,
             "encoder_num_layers": 2,
-            "train_steps": 20,
+            "train_steps": 36,
             "eval_steps": 0,
             "train_batch_size": 8,
             "eval_batch_size": 16,

@@ -168,11 +168,12 @@ def create_pipeline(
         custom_config=transform_custom_config(config, encoder),
     )
     transform.add_upstream_node(anomalies_gate)
+    trainer_module = str(config.resolved_path(config.trainer_module_file or TRAINER_MODULE_FILE))
     tuning: list[Any] = []
     hyperparameters = None
     if config.enable_tuner:
         tuner = tfx.components.Tuner(
-            module_file=TRAINER_MODULE_FILE,
+            module_file=trainer_module,
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
@@ -188,7 +189,7 @@ def create_pipeline(
         ).with_id("HyperparametersImporter")
         tuning, hyperparameters = [imported], imported.outputs["result"]
     trainer = tfx.components.Trainer(
-        module_file=TRAINER_MODULE_FILE,
+        module_file=trainer_module,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],

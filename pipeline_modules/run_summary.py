@@ -31,6 +31,8 @@ class RunSummary:
     artifacts: dict[str, list[Any]]  # MLMD type name -> artifacts of this run
     eval_metrics: dict[str, dict[str, float]]  # slice -> metric -> value
     blessed: bool | None
+    infra_blessed: bool | None
+    infra_reason: str | None
     pushed: bool | None
     pushed_destination: str | None
 
@@ -104,6 +106,7 @@ def latest_run(metadata_path: str | Path, pipeline_name: str) -> RunSummary:
         return max(found, key=lambda a: a.id) if found else None
 
     evaluation, blessing, pushed = newest("ModelEvaluation"), newest("ModelBlessing"), newest("PushedModel")
+    infra = newest("InfraBlessing")
     metrics = eval_metrics(evaluation.uri) if evaluation is not None and Path(evaluation.uri).exists() else {}
     return RunSummary(
         run_id=run.name,
@@ -111,6 +114,8 @@ def latest_run(metadata_path: str | Path, pipeline_name: str) -> RunSummary:
         artifacts=artifacts,
         eval_metrics=metrics,
         blessed=None if blessing is None else bool(_custom(blessing, "blessed")),
+        infra_blessed=None if infra is None else bool(_custom(infra, "blessed")),
+        infra_reason=None if infra is None else _custom(infra, "reason"),
         pushed=None if pushed is None else bool(_custom(pushed, "pushed")),
         pushed_destination=None if pushed is None else (_custom(pushed, "pushed_destination") or None),
     )
@@ -125,9 +130,15 @@ def format_summary(summary: RunSummary, metric_names: tuple[str, ...] = ("binary
         shown = ", ".join(f"{k} {overall[k]:.4f}" for k in (*metric_names, "example_count") if k in overall)
         lines.append(f"Eval metrics (Overall): {shown}")
     if summary.blessed is not None:
-        lines.append(f"Blessed by Evaluator: {'yes' if summary.blessed else 'no'}")
+        verdict = "yes" if summary.blessed else "no (below the accuracy bar or worse than the latest blessed model)"
+        lines.append(f"Blessed by Evaluator: {verdict}")
+    if summary.infra_blessed is not None:
+        verdict = "yes" if summary.infra_blessed else "no"
+        lines.append(
+            f"Blessed by InfraValidator: {verdict}" + (f" ({summary.infra_reason})" if summary.infra_reason else "")
+        )
     if summary.pushed:
         lines.append(f"Pushed model: {summary.pushed_destination}")
     elif summary.pushed is not None:
-        lines.append("Pushed model: none (the model was not blessed)")
+        lines.append("Pushed model: none (a blessing is missing, see above)")
     return "\n".join(lines)

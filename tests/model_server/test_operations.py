@@ -161,6 +161,21 @@ def test_rest_requests_have_a_deadline(spawn, toy_models, tmp_path: Path) -> Non
         assert call_json(rest, "GET", f"/v1/models/{MODEL}")[0] == 200
 
 
+def test_a_taken_port_fails_start_up_cleanly(toy_models, tmp_path: Path) -> None:
+    import socket
+
+    from model_server.client import start_server
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError, match=rf"exited with 1 during start-up:[\s\S]*cannot bind REST to "
+                                               rf"127.0.0.1:{port}"):
+            start_server(model_name=MODEL, model_base_path=str(tmp_path), grpc=False,
+                         extra_args=[f"--rest_api_port={port}"])
+
+
 def test_unexpected_errors_are_500_with_a_request_id_and_no_details(caplog) -> None:
     """Drive the REST transport in-process with a data plane that fails in an unplanned way."""
     from aiohttp.test_utils import TestClient, TestServer

@@ -105,3 +105,11 @@ def test_several_numbers_in_a_row_are_not_left_unmasked() -> None:
 def test_url_containing_an_email_is_masked_completely() -> None:
     masked = mask_pii("http://user@example.com/private")
     assert "user" not in masked and "example" not in masked and "private" not in masked
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("text", ["1 " * 50_000 + "1x", "a." * 50_000 + "@", "a@" * 50_000, "www." * 25_000,
+                                  "(1" * 50_000, "a [at] " * 15_000, "x" * 100_000])
+def test_pathological_input_is_masked_in_linear_time(text: str) -> None:
+    """No catastrophic backtracking: 100 kB of adversarial text finishes (a regex blow-up would hit the timeout)."""
+    assert isinstance(mask_pii(text), str)

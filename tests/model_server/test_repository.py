@@ -166,6 +166,7 @@ def test_a_removed_version_directory_is_unloaded(tmp_path: Path) -> None:
     os.rename(tmp_path / "2", tmp_path / ".2.deleted")
     m.poll_once()
     assert m.available_versions() == [1]
+    assert [s.version for s in m.status()] == [1]  # the status list forgets versions whose directory is gone
 
 
 def test_status_of_unknown_things(tmp_path: Path) -> None:

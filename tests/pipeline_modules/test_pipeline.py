@@ -147,3 +147,85 @@ def test_progress_lines_and_summary_printed(smoke_run: SmokeRun, capfd) -> None:
     text = format_summary(smoke_run.summary)
     assert "Pushed model: " + str(smoke_run.summary.pushed_destination) in text
     assert "binary_accuracy" in text
+
+
+# --- The validation gates: only good, servable models reach serving_model/ -------------------------------------
+
+BROKEN_SIGNATURE_MODULE = '''
+"""Trains like the real module, then exports a model that cannot serve: serving_default is gone."""
+import tensorflow as tf
+
+from pipeline_modules import trainer_module
+from pipeline_modules.trainer_module import tuner_fn  # noqa: F401
+
+
+def run_fn(fn_args):
+    trainer_module.run_fn(fn_args)
+    exported = fn_args.serving_model_dir
+    model = tf.saved_model.load(exported)
+    signatures = {"from_examples": model.signatures["from_examples"]}
+    tf.saved_model.save(model, exported + "-broken", signatures=signatures)
+    tf.io.gfile.rmtree(exported)
+    tf.io.gfile.rename(exported + "-broken", exported)
+'''
+
+
+def _rerun(smoke_run: SmokeRun, smoke_encoder, **overrides) -> RunSummary:
+    config = dataclasses.replace(smoke_run.config, **overrides).validate()
+    assert run(config, source=prepare_data_source(config, None), encoder=smoke_encoder) == 0
+    return latest_run(config.metadata_path_resolved, config.pipeline_name)
+
+
+@pytest.fixture(scope="module")
+def worse_run(smoke_run: SmokeRun, smoke_encoder) -> RunSummary:
+    """Same data, a model that barely trained: one step at a negligible learning rate, no tuning."""
+    return _rerun(smoke_run, smoke_encoder, enable_tuner=False, train_steps=1, learning_rate=1e-9)
+
+
+@pytest.fixture(scope="module")
+def broken_run(smoke_run: SmokeRun, smoke_encoder, tmp_path_factory: pytest.TempPathFactory) -> RunSummary:
+    module_dir = tmp_path_factory.mktemp("broken_module")
+    (module_dir / "broken_trainer.py").write_text(BROKEN_SIGNATURE_MODULE)
+    return _rerun(smoke_run, smoke_encoder, trainer_module_file=str(module_dir / "broken_trainer.py"))
+
+
+def _versions(smoke_run: SmokeRun) -> list[str]:
+    return sorted(p.name for p in smoke_run.serving_dir.iterdir())
+
+
+def test_first_run_is_judged_on_the_absolute_bar_and_infra_validated(smoke_run: SmokeRun) -> None:
+    assert smoke_run.summary.blessed is True
+    assert smoke_run.summary.infra_blessed is True
+    assert "REST and gRPC" in smoke_run.summary.infra_reason
+    (infra,) = smoke_run.summary.artifacts["InfraBlessing"]
+    warmup = Path(infra.uri) / "stamped_model" / "assets.extra" / "tf_serving_warmup_requests"
+    assert warmup.is_file()  # the pushed copy carries TF Serving warm-up requests
+    version_dir = smoke_run.serving_dir / _versions(smoke_run)[0]
+    assert (version_dir / "assets.extra" / "tf_serving_warmup_requests").is_file()
+
+
+def test_tuner_trials_feed_the_trainer(smoke_run: SmokeRun) -> None:
+    (best,) = smoke_run.summary.artifacts["HyperParameters"]
+    values = json.loads((Path(best.uri) / "best_hyperparameters.txt").read_text())["values"]
+    assert values["learning_rate"] in smoke_run.config.tuner_learning_rates
+    (model_run,) = smoke_run.summary.artifacts["ModelRun"]
+    trained_with = json.loads((Path(model_run.uri) / "training_summary.json").read_text())["hyperparameters"]
+    assert trained_with["learning_rate"] == values["learning_rate"]
+    assert trained_with["dropout"] == values["dropout"]
+
+
+def test_worse_model_is_not_blessed_and_not_pushed(smoke_run: SmokeRun, worse_run: RunSummary) -> None:
+    before = _versions(smoke_run)
+    assert worse_run.eval_metrics["Overall"]["binary_accuracy"] < (
+        smoke_run.summary.eval_metrics["Overall"]["binary_accuracy"] - smoke_run.config.baseline_tolerance
+    )
+    assert worse_run.blessed is False
+    assert worse_run.pushed is False
+    assert _versions(smoke_run) == before and len(before) == 1
+
+
+def test_unservable_model_fails_infra_validation_and_is_not_pushed(smoke_run: SmokeRun, broken_run: RunSummary) -> None:
+    assert broken_run.infra_blessed is False
+    assert "serving_default" in broken_run.infra_reason
+    assert broken_run.pushed is False
+    assert len(_versions(smoke_run)) == 1

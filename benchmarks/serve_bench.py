@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "serve.json"))
     args = p.parse_args(argv)
 
-    from model_server.model import ServableModel
+    from model_server.model import ServableModel, import_op_libraries
     from model_server.repository import list_versions
     from model_server.toy_model import build_toy_model
 
@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"model: {base_path} (version {version}); {args.duration:.0f}s per phase, concurrency "
           f"{args.concurrency}", flush=True)
+    import_op_libraries()  # as the server does: the pipeline's models tokenize with TF Text ops
     model = ServableModel(args.model_name, version, versions[version])
     model.load(warmup=True, warmup_batch_sizes=(1, args.concurrency))
     in_process = {

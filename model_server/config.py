@@ -102,6 +102,7 @@ class ServerOptions:
     enable_batching: bool = False
     batching: BatchingOptions = BatchingOptions()
     enable_model_warmup: bool = True
+    custom_op_modules: tuple[str, ...] = ("tensorflow_text",)
     num_request_threads: int = 0
     max_request_bytes: int = 10 * 1024 * 1024
     max_instances_per_request: int = 1024
@@ -294,6 +295,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     own.add_argument("--host", default="127.0.0.1",
                      help="address to bind (default loopback only; use 0.0.0.0 in a container or behind a proxy)")
     own.add_argument("--port_file", default="", help="write the bound ports as JSON here once listening")
+    own.add_argument("--custom_op_modules", default="tensorflow_text",  # = model.DEFAULT_OP_MODULES
+                     help="comma-separated Python modules imported before loading models, to register custom ops")
     own.add_argument("--num_request_threads", type=int, default=0,
                      help="threads running the model when batching is off (0: one per CPU core)")
     own.add_argument("--max_request_bytes", type=int, default=10 * 1024 * 1024,
@@ -359,6 +362,7 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         enable_batching=a.enable_batching,
         batching=batching,
         enable_model_warmup=a.enable_model_warmup,
+        custom_op_modules=tuple(m.strip() for m in a.custom_op_modules.split(",") if m.strip()),
         num_request_threads=a.num_request_threads,
         max_request_bytes=a.max_request_bytes,
         max_instances_per_request=a.max_instances_per_request,

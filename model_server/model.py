@@ -25,18 +25,8 @@ log = logging.getLogger(__name__)
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 INIT_OP_SIGNATURE = "__saved_model_init_op"
+DEFAULT_OP_MODULES = ("tensorflow_text",)  # TF Serving's builds link TF Text's ops in; BERT tokenizers need them
 
-
-
-def register_custom_ops() -> None:
-    """Register the op libraries BERT SavedModels use (TF Text's tokenizer ops), as TF Serving builds link them in.
-
-    Without this a model whose graph holds the tokenizer fails to load with "Op type not registered 'CaseFoldUTF8'".
-    """
-    try:
-        import tensorflow_text  # noqa: F401
-    except ImportError:
-        logging.getLogger(__name__).warning("tensorflow_text is not installed: models that tokenize will not load")
 
 class ModelLoadError(Exception):
     """The version cannot be served (unreadable SavedModel, no signatures, failing warm-up)."""
@@ -80,8 +70,6 @@ class ServableModel:
     def load(self, warmup: bool = True, warmup_batch_sizes: Sequence[int] = (1,)) -> None:
         """Load and warm up; raises :class:`ModelLoadError` with a message fit for the status API."""
         import tensorflow as tf
-
-        register_custom_ops()
 
         start = time.monotonic()
         if not any(os.path.exists(os.path.join(self.path, f)) for f in ("saved_model.pb", "saved_model.pbtxt")):
@@ -217,6 +205,24 @@ class ServableModel:
                 raise ModelLoadError(f"Warm-up request {i} failed: {_short(exc)}") from exc
             count += 1
         return count
+
+
+def import_op_libraries(modules: Iterable[str] = DEFAULT_OP_MODULES) -> list[str]:
+    """Import Python packages that register TensorFlow ops (``tensorflow_text`` for the BERT tokenizer baked into
+    the pipeline's serving signature) so SavedModels using them load; returns those that were imported.
+
+    Without it such a model fails to load with "Op type not registered 'CaseFoldUTF8'". Called once by the server
+    (``--custom_op_modules``) before any model loads; call it yourself before :meth:`ServableModel.load`."""
+    import importlib
+
+    imported = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+            imported.append(name)
+        except ImportError as exc:
+            log.warning("custom op module %s not importable (%s); models that use its ops will fail to load", name, exc)
+    return imported
 
 
 def synthetic_inputs(sig: SignatureInfo, batch_size: int) -> dict[str, np.ndarray]:

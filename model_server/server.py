@@ -25,7 +25,7 @@ from model_server.dataplane import DataPlane, PlaneOptions
 from model_server.grpc_service import GrpcTransport, add_services
 from model_server.logs import AccessLog, RequestLog
 from model_server.metrics import Metrics
-from model_server.model import ServableModel, batch_sizes_for_warmup
+from model_server.model import ServableModel, batch_sizes_for_warmup, import_op_libraries
 from model_server.repository import ModelRepository
 from model_server.rest import RestTransport
 
@@ -80,6 +80,10 @@ class ModelServer:
         if o.rest_api_port != 0:
             await self._start_rest()
         self._write_port_file()
+        if o.custom_op_modules:
+            # Imported while the ports already answer (readiness says "not ready"), before any model loads.
+            imported = await asyncio.to_thread(import_op_libraries, o.custom_op_modules)
+            log.info("custom op modules: %s", ", ".join(imported) or "none")
         log.info("serving %s: gRPC %s, REST %s (bound to %s)", ", ".join(self.repository.names()),
                  self.grpc_port or "off", self.rest_port or "off", o.host)
         self.repository.start()

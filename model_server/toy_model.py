@@ -34,12 +34,14 @@ NEGATIVE_WORDS = ("bad", "terrible", "awful", "worst", "boring", "waste", "poor"
 
 
 def build_toy_model(export_dir: str, bias: float = 0.0, warmup_texts: Sequence[str] = (), work_layers: int = 0,
-                    work_dim: int = 768) -> str:
+                    work_dim: int = 768, text_ops: bool = False) -> str:
     """Write the SavedModel to ``export_dir`` (which must not exist yet) and return it.
 
     ``work_layers`` > 0 adds dense ``work_dim``-wide layers per instance whose result does not change the answer:
     a stand-in for an encoder's cost (and its better efficiency in batches), so benchmarks can show how close the
-    server gets to in-process throughput when the model, not the server, is the bottleneck.
+    server gets to in-process throughput when the model, not the server, is the bottleneck. ``text_ops`` lower-cases
+    with a TensorFlow Text op, like the pipeline's tokenizer: such a model only loads where ``tensorflow_text`` is
+    imported.
     """
     import tensorflow as tf
 
@@ -54,7 +56,13 @@ def build_toy_model(export_dir: str, bias: float = 0.0, warmup_texts: Sequence[s
             self.work = tf.Variable(init if work_layers else tf.zeros([1, 1]), name="work")
 
         def _score(self, text):
-            cleaned = tf.strings.regex_replace(tf.strings.lower(text, encoding="utf-8"), r"[^\w']+", " ")
+            if text_ops:
+                import tensorflow_text as tf_text
+
+                lowered = tf_text.case_fold_utf8(text)
+            else:
+                lowered = tf.strings.lower(text, encoding="utf-8")
+            cleaned = tf.strings.regex_replace(lowered, r"[^\w']+", " ")
             words = tf.strings.split(cleaned)
             score = tf.reduce_sum(self.table.lookup(words), axis=1)
             if work_layers:

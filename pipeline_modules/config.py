@@ -59,7 +59,7 @@ class PipelineConfig:
     eval_steps: int = 0  # 0: the whole eval split (Trainer's own validation)
     train_batch_size: int = 32
     eval_batch_size: int = 64
-    jit_compile: bool = True
+    jit_compile: bool = False  # XLA: see README "Performance notes"
     seed: int = 7
 
     # Tuner (KerasTuner random search over learning rate, dropout and warm-up).
@@ -153,7 +153,6 @@ PRESETS: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
             "eval_batch_size": 16,
             "learning_rate": 3e-4,
             "warmup_fraction": 0.1,
-            "jit_compile": False,
             "tuner_learning_rates": (2e-4, 4e-4),
             "tuner_trials": 2,
             "tuner_train_steps": 3,

@@ -92,7 +92,14 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             tfma.MetricsSpec(
                 metrics=[
                     tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(class_name="BinaryAccuracy", threshold=accuracy_gate),
+                    tfma.MetricConfig(
+                        class_name="BinaryAccuracy",
+                        # Judged on the overall slice: a small slice (a star rating, long reviews) is reported,
+                        # not gated, or a handful of examples could veto a better model.
+                        per_slice_thresholds=[
+                            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=accuracy_gate)
+                        ],
+                    ),
                     tfma.MetricConfig(class_name="AUC"),
                     tfma.MetricConfig(class_name="Precision"),
                     tfma.MetricConfig(class_name="Recall"),

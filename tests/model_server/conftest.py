@@ -32,7 +32,8 @@ def toy_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("toy_models")
     return {
         "v1": build_toy_model(str(root / "v1"), bias=V1_BIAS, warmup_texts=WARMUP_TEXTS),
-        "v2": build_toy_model(str(root / "v2"), bias=V2_BIAS),
+        # version 2 uses a TensorFlow Text op, as the pipeline's models do: the server must register it to load it
+        "v2": build_toy_model(str(root / "v2"), bias=V2_BIAS, text_ops=True),
     }
 
 
@@ -73,7 +74,7 @@ def shared_server(toy_models: dict[str, str], tmp_path_factory: pytest.TempPathF
         ],
         log_path=str(work / "server.log"),
     )
-    server.wait_for_model(MODEL, timeout=60)
+    server.wait_for_model(MODEL, timeout=180)
     server.work_dir = work  # type: ignore[attr-defined]
     yield server
     assert server.stop() == 0

@@ -84,7 +84,7 @@ def metric_samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], fl
     return samples
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
+def wait_for(predicate: Callable[[], object], timeout: float = 120.0, what: str = "condition") -> object:
     """Poll until predicate() is truthy (bounded), for state that changes asynchronously in the server."""
     deadline = time.monotonic() + timeout
     while True:

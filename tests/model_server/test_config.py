@@ -23,6 +23,8 @@ def test_single_model_flags(tmp_path: Path) -> None:
     assert o.host == "127.0.0.1"  # loopback unless asked otherwise
     assert [(m.name, m.base_path, m.policy) for m in o.models] == [("sentiment", str(tmp_path), VersionPolicy())]
     assert not o.enable_batching and o.file_system_poll_wait_seconds == 1.0
+    assert o.custom_op_modules == ("tensorflow_text",)  # the pipeline's tokenizer ops load by default
+    assert parse_args([f"--model_base_path={tmp_path}", "--custom_op_modules=a, b,"]).custom_op_modules == ("a", "b")
 
 
 @pytest.mark.parametrize("flag", ["--enable_batching", "--enable_batching=true", "--enable_batching=1"])

@@ -26,7 +26,7 @@ def test_concurrent_requests_are_batched(spawn, toy_models, tmp_path: Path) -> N
                       "num_batch_threads { value: 1 }\n")
     server = spawn(model_name=MODEL, model_base_path=str(base),
                    extra_args=["--enable_batching", f"--batching_parameters_file={params}"])
-    server.wait_for_model(MODEL, timeout=60)
+    server.wait_for_model(MODEL, timeout=180)
     barrier = threading.Barrier(8)
     results: list[str] = []
 
@@ -122,7 +122,7 @@ def test_graceful_shutdown_finishes_in_flight_requests(spawn, toy_models, tmp_pa
     server = spawn(model_name=MODEL, model_base_path=str(base),
                    extra_args=["--enable_batching", f"--batching_parameters_file={params}",
                                "--shutdown_grace_seconds=20"])
-    server.wait_for_model(MODEL, timeout=60)
+    server.wait_for_model(MODEL, timeout=180)
     outcome: dict = {}
 
     def in_flight() -> None:
@@ -153,7 +153,7 @@ def test_rest_requests_have_a_deadline(spawn, toy_models, tmp_path: Path) -> Non
     server = spawn(model_name=MODEL, model_base_path=str(base),
                    extra_args=["--enable_batching", f"--batching_parameters_file={params}",
                                "--rest_api_timeout_in_ms=300"])
-    server.wait_for_model(MODEL, timeout=60)
+    server.wait_for_model(MODEL, timeout=180)
     with server.rest_client() as rest:
         status, doc = call_json(rest, "POST", f"/v1/models/{MODEL}:predict", {"instances": ["good"]})
         assert status == 504

@@ -54,7 +54,7 @@ def test_hot_swap_under_traffic_and_a_broken_version(spawn, toy_models, tmp_path
         server.wait_for_model(MODEL, timeout=0.5)
 
     copy_version(toy_models["v1"], base, 1)
-    assert server.wait_for_model(MODEL, timeout=60) == 1
+    assert server.wait_for_model(MODEL, timeout=180) == 1
     assert call_json(rest, "GET", "/readyz")[0] == 200
 
     # Traffic from two threads (REST and gRPC) while version 2 is pushed.
@@ -148,9 +148,9 @@ def test_pinned_versions_labels_several_models_and_reload(spawn, toy_models, tmp
     config = tmp_path / "models.config"
     config.write_text(CONFIG.format(model=MODEL, base=base, other=other))
     server = spawn(model_config_file=str(config), extra_args=["--file_system_poll_wait_seconds=0.1"])
-    server.wait_for_model(MODEL, version=2, timeout=60)
-    server.wait_for_model(MODEL, version=1, timeout=60)
-    server.wait_for_model("other", timeout=60)
+    server.wait_for_model(MODEL, version=2, timeout=180)
+    server.wait_for_model(MODEL, version=1, timeout=180)
+    server.wait_for_model("other", timeout=180)
     rest = server.rest_client()
 
     def probability(**where) -> float:
@@ -198,8 +198,28 @@ def test_model_config_file_is_polled(spawn, toy_models, tmp_path: Path) -> None:
     config.write_text(f'model_config_list {{ config {{ name: "a" base_path: "{base}" }} }}')
     server = spawn(model_config_file=str(config),
                    extra_args=["--model_config_file_poll_wait_seconds=0.1", "--file_system_poll_wait_seconds=0.1"])
-    server.wait_for_model("a", timeout=60)
+    server.wait_for_model("a", timeout=180)
     config.write_text(f'model_config_list {{ config {{ name: "b" base_path: "{base}" }} }}')
-    server.wait_for_model("b", timeout=60)
+    server.wait_for_model("b", timeout=180)
     with server.rest_client() as rest:
         assert call_json(rest, "GET", "/v1/models/a")[0] == 404
+
+
+def test_a_model_with_unregistered_ops_is_reported(spawn, toy_models, tmp_path: Path) -> None:
+    """Without --custom_op_modules=tensorflow_text (the default) a model using TF Text ops cannot load: the status
+    API says why instead of the server failing."""
+    base = tmp_path / MODEL
+    copy_version(toy_models["v2"], base, 1)
+    server = spawn(model_name=MODEL, model_base_path=str(base),
+                   extra_args=["--custom_op_modules=", "--file_system_poll_wait_seconds=0.1"])
+    with server.rest_client() as rest:
+        def ended():
+            try:
+                return rest.model_status(MODEL)["model_version_status"][0]["state"] == "END"
+            except ModelServerError:
+                return False
+
+        wait_for(ended, what="version 1 reported as failed")
+        [status] = rest.model_status(MODEL)["model_version_status"]
+        assert "Op type not registered 'CaseFoldUTF8'" in status["status"]["error_message"]
+        assert call_json(rest, "GET", "/readyz")[0] == 503

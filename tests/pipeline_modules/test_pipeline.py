@@ -24,8 +24,11 @@ EXPECTED_COMPONENTS = {
     "ExampleValidator",
     "AnomaliesGate",
     "Transform",
+    "Tuner",
     "Trainer",
+    "LatestBlessedModelResolver",
     "Evaluator",
+    "InfraValidator",
     "Pusher",
 }
 REVIEWS = [
@@ -45,7 +48,7 @@ class SmokeRun:
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory, smoke_encoder, capsys_module=None) -> SmokeRun:
+def smoke_run(tmp_path_factory: pytest.TempPathFactory, smoke_encoder) -> SmokeRun:
     root = tmp_path_factory.mktemp("smoke-pipeline")
     config = config_for("smoke", pipeline_root=str(root / "root"), serving_model_dir=str(root / "serving"))
     source = prepare_data_source(config, None)
@@ -88,12 +91,16 @@ def test_ingestion_counts_are_recorded(smoke_run: SmokeRun) -> None:
     assert "dropped" in text and "empty" in text
 
 
-def test_eval_metrics_cover_the_eval_split(smoke_run: SmokeRun) -> None:
-    overall = smoke_run.summary.eval_metrics["Overall"]
+def test_eval_metrics_cover_the_eval_split_and_its_slices(smoke_run: SmokeRun) -> None:
+    metrics = smoke_run.summary.eval_metrics
+    overall = metrics["Overall"]
     assert overall["example_count"] == 2 * smoke_run.config.synthetic_reviews_per_class
     assert 0.0 <= overall["binary_accuracy"] <= 1.0
-    assert {"auc", "precision", "recall"} <= set(overall)
-    assert any(name.startswith("rating=") for name in smoke_run.summary.eval_metrics)
+    assert {"auc", "precision", "recall", "calibration"} <= set(overall)
+    ratings = [name for name in metrics if name.startswith("rating=")]
+    assert ratings and sum(metrics[name]["example_count"] for name in ratings) == overall["example_count"]
+    buckets = [name for name in metrics if name.startswith("length_bucket=")]
+    assert buckets and sum(metrics[name]["example_count"] for name in buckets) == overall["example_count"]
 
 
 def test_trainer_writes_logs_and_curve(smoke_run: SmokeRun) -> None:
@@ -141,7 +148,7 @@ def test_same_text_same_probability_alone_or_in_a_batch(pushed_model) -> None:
     np.testing.assert_allclose(alone, batch, atol=1e-5)
 
 
-def test_progress_lines_and_summary_printed(smoke_run: SmokeRun, capfd) -> None:
+def test_summary_names_the_pushed_model(smoke_run: SmokeRun) -> None:
     from pipeline_modules.run_summary import format_summary
 
     text = format_summary(smoke_run.summary)

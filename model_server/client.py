@@ -32,6 +32,10 @@ from urllib.parse import quote, urlsplit
 DEFAULT_SIGNATURE = "serving_default"
 
 
+class ModelLoadFailed(RuntimeError):
+    """Every version the server found ended in a load error: waiting longer cannot help."""
+
+
 class ModelServerError(Exception):
     """A non-OK answer: ``status`` is the HTTP status (REST) or the gRPC status code name."""
 
@@ -276,7 +280,8 @@ class ServerProcess:
 
     def wait_for_model(self, model: str, version: int | None = None, timeout: float = 120.0) -> int:
         """Block until ``model`` (or that version) is AVAILABLE; returns the version. Raises TimeoutError (with the
-        server's status answer) at the deadline, RuntimeError if the server died."""
+        server's status answer) at the deadline, RuntimeError if the server died, and ModelLoadFailed at once when
+        every version it reports failed to load."""
         deadline = time.monotonic() + timeout
         last = "no answer yet"
         client = self.rest_client(timeout=5.0) if self.rest_port else None
@@ -298,6 +303,9 @@ class ServerProcess:
                     available = [v for v, state, _ in statuses if state == "AVAILABLE"]
                     if available:
                         return max(available)
+                    failed = [(v, error) for v, state, error in statuses if state == "END" and error]
+                    if statuses and len(failed) == len(statuses):  # nothing left that could still come up
+                        raise ModelLoadFailed(f"model {model!r} failed to load: {failed}")
                     last = repr(statuses)
                 except (ModelServerError, OSError) as exc:
                     last = str(exc)

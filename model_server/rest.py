@@ -93,7 +93,7 @@ class RestTransport:
     def build_app(self) -> web.Application:
         # aiohttp enforces client_max_size when the body is read; we read it ourselves to answer with JSON.
         app = web.Application(client_max_size=self._max_bytes, handler_args={"max_field_size": 16384})
-        app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.router.add_route("*", "/{tail:(?s:.*)}", self.handle)  # (?s): paths may hold a decoded newline
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:

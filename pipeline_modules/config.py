@@ -223,9 +223,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if hint is bool:
             group.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL", help=f"(default {default})")
         elif typing.get_origin(hint) is tuple:
+            item = typing.get_args(hint)[0]
             group.add_argument(
                 flag,
-                type=shlex.split,
+                type=lambda text, item=item: tuple(item(v) for v in shlex.split(text)),
                 default=None,
                 metavar="'ARG ...'",
                 help=f"one quoted, space-separated string (default '{' '.join(map(str, default))}')",

@@ -82,13 +82,16 @@ def test_pushes_one_complete_version_in_tf_serving_layout(smoke_run: SmokeRun) -
 
 
 def test_ingestion_counts_are_recorded(smoke_run: SmokeRun) -> None:
-    (examples,) = smoke_run.summary.artifacts["Examples"]
+    (examples,) = [a for a in smoke_run.summary.artifacts["Examples"] if "imdb_report" in a.custom_properties]
     props = {k: (v.int_value or v.string_value) for k, v in examples.custom_properties.items()}
-    text = json.dumps(props)
-    per_class = smoke_run.config.synthetic_reviews_per_class
-    # The smoke archive holds bad files (empty, not UTF-8, no rating ...): they are dropped and counted.
-    assert str(2 * per_class) in text
-    assert "dropped" in text and "empty" in text
+    kept = 2 * smoke_run.config.synthetic_reviews_per_class
+    for split in ("train", "eval"):
+        # The smoke archive holds bad files (empty, not UTF-8, no rating ...): dropped and counted, never lost.
+        assert props[f"{split}_kept"] == kept == props[f"{split}_examples"]
+        assert props[f"{split}_dropped"] > 0
+        assert props[f"{split}_read"] == props[f"{split}_kept"] + props[f"{split}_dropped"]
+    report = props["imdb_report"]
+    assert "empty" in report and "not_utf8" in report and "no_rating" in report
 
 
 def test_eval_metrics_cover_the_eval_split_and_its_slices(smoke_run: SmokeRun) -> None:

@@ -90,9 +90,21 @@ class PipelineConfig:
         path = Path(value).expanduser()
         return path if path.is_absolute() else PROJECT_ROOT / path
 
+    def resolved_uri(self, value: str) -> str:
+        """`resolved_path` as a string, but a URI (gs://, s3://, hdfs://) as given.
+
+        Why: `Path("gs://bucket/x")` folds the "//" and is taken as relative, so a bucket location configured for a
+        cluster run would silently become a folder under the project root.
+        """
+        return value if "://" in value else str(self.resolved_path(value))
+
     @property
     def pipeline_root_path(self) -> Path:
         return self.resolved_path(self.pipeline_root or f"pipelines/{self.preset}")
+
+    @property
+    def pipeline_root_uri(self) -> str:
+        return self.resolved_uri(self.pipeline_root or f"pipelines/{self.preset}")
 
     @property
     def metadata_path_resolved(self) -> Path:
@@ -103,6 +115,10 @@ class PipelineConfig:
     @property
     def push_destination(self) -> Path:
         return self.resolved_path(self.serving_model_dir) / self.model_name
+
+    @property
+    def push_destination_uri(self) -> str:
+        return f"{self.resolved_uri(self.serving_model_dir).rstrip('/')}/{self.model_name}"
 
     def validate(self) -> PipelineConfig:
         """Reject settings that would only fail deep inside a component, minutes later."""

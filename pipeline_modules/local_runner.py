@@ -31,7 +31,7 @@ logger = logging.getLogger("pipeline_modules.local_runner")
 
 
 @contextlib.contextmanager
-def component_progress(total: int, out: TextIO = sys.stdout) -> Iterator[dict[str, float]]:
+def component_progress(total: int, out: TextIO | None = None) -> Iterator[dict[str, float]]:
     """Prints a numbered line as each component starts and ends, with its wall time.
 
     LocalDagRunner has no progress hook and its own "Component X is running" log lines vanish once Beam and
@@ -41,6 +41,7 @@ def component_progress(total: int, out: TextIO = sys.stdout) -> Iterator[dict[st
 
     original = launcher.Launcher.launch
     timings: dict[str, float] = {}
+    out = out or sys.stdout  # looked up now: notebooks and tests replace sys.stdout after import
 
     def launch(self: launcher.Launcher, *args: Any, **kwargs: Any) -> Any:
         component = self._pipeline_node.node_info.id  # noqa: SLF001 - the launcher's own node
@@ -106,9 +107,28 @@ def resolve_encoder_for(config: PipelineConfig):
     )
 
 
-def run(config: PipelineConfig, *, source: str, encoder) -> int:
-    """Run every component with LocalDagRunner, printing progress, then the run's timings, metrics and push."""
+def _components_to_run(pipeline: Any, to_component: str | None) -> set[str]:
+    """Every component, or `to_component` and all its upstream components for a partial run."""
+    by_id = {c.id: c for c in pipeline.components}
+    if not to_component:
+        return set(by_id)
+    wanted, frontier = set(), [to_component]
+    while frontier:
+        node = frontier.pop()
+        if node not in wanted:
+            wanted.add(node)
+            frontier.extend(upstream.id for upstream in by_id[node].upstream_nodes)
+    return wanted
+
+
+def run(config: PipelineConfig, *, source: str, encoder, to_component: str | None = None) -> int:
+    """Run every component with LocalDagRunner, printing progress, then the run's timings, metrics and push.
+
+    `to_component` makes it a partial run: that component and everything upstream of it (e.g. the data components
+    only, to measure Beam, or to inspect Transform's output before paying for training).
+    """
     from tfx import v1 as tfx
+    from tfx.orchestration.pipeline import RunOptions
 
     from pipeline_modules.pipeline import create_pipeline
     from pipeline_modules.run_summary import format_summary, latest_run
@@ -128,8 +148,14 @@ def run(config: PipelineConfig, *, source: str, encoder) -> int:
         flush=True,
     )
     started = time.monotonic()
-    with component_progress(len(pipeline.components)):
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+    run_options = None
+    if to_component:
+        known = [c.id for c in pipeline.components]
+        if to_component not in known:
+            raise ValueError(f"Unknown component {to_component!r}; the pipeline has {', '.join(known)}")
+        run_options = RunOptions(to_nodes=[to_component])
+    with component_progress(len(_components_to_run(pipeline, to_component))):
+        tfx.orchestration.LocalDagRunner().run(pipeline, run_options=run_options)
     print(f"Pipeline finished in {time.monotonic() - started:.1f} s", flush=True)
     summary = latest_run(config.metadata_path_resolved, config.pipeline_name)
     print(format_summary(summary), flush=True)
@@ -151,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "then data/, then TensorFlow Datasets (network)",
     )
     parser.add_argument("--verbose", action="store_true", help="show TFX and Beam INFO logs")
+    parser.add_argument(
+        "--to-component", default=None, metavar="ID", help="partial run: stop after this component (e.g. Transform)"
+    )
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
@@ -161,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return run(config, source=source, encoder=encoder)
+    return run(config, source=source, encoder=encoder, to_component=args.to_component)
 
 
 if __name__ == "__main__":

@@ -151,16 +151,23 @@ def create_pipeline(
     imdb_source: str,
     encoder: ResolvedEncoder,
     metadata_connection_config: Any | None = None,
+    source_fingerprint: str | None = None,
 ) -> tfx.dsl.Pipeline:
-    """IMDB reviews in, a fine-tuned BERT sentiment SavedModel pushed to `serving_model/<model_name>/<version>`."""
+    """IMDB reviews in, a fine-tuned BERT sentiment SavedModel pushed to `serving_model/<model_name>/<version>`.
+
+    `source_fingerprint` defaults to one read from the local data; a runner whose data lives where this process
+    cannot look (a bucket, a path inside a container) passes its own.
+    """
     example_gen = ImdbExampleGen(
         source=imdb_source,
         max_per_split=config.max_examples_per_split,
         seed=config.data_seed,
-        source_fingerprint=imdb_data.source_fingerprint(imdb_source),  # a replaced archive invalidates the cache
+        source_fingerprint=(  # a replaced archive invalidates the cache
+            source_fingerprint if source_fingerprint is not None else imdb_data.source_fingerprint(imdb_source)
+        ),
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_file = str(config.resolved_path(config.schema_file)) if config.schema_file else SCHEMA_FILE
+    schema_file = config.resolved_uri(config.schema_file) if config.schema_file else SCHEMA_FILE
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
@@ -175,7 +182,7 @@ def create_pipeline(
         custom_config=transform_custom_config(config, encoder),
     )
     transform.add_upstream_node(anomalies_gate)
-    trainer_module = str(config.resolved_path(config.trainer_module_file or TRAINER_MODULE_FILE))
+    trainer_module = config.resolved_uri(config.trainer_module_file or TRAINER_MODULE_FILE)
     tuning: list[Any] = []
     hyperparameters = None
     if config.enable_tuner:
@@ -191,7 +198,7 @@ def create_pipeline(
         tuning, hyperparameters = [tuner], tuner.outputs["best_hyperparameters"]
     elif config.hyperparameters_uri:
         imported = tfx.dsl.Importer(
-            source_uri=str(config.resolved_path(config.hyperparameters_uri)),
+            source_uri=config.resolved_uri(config.hyperparameters_uri),
             artifact_type=tfx.types.standard_artifacts.HyperParameters,
         ).with_id("HyperparametersImporter")
         tuning, hyperparameters = [imported], imported.outputs["result"]
@@ -227,7 +234,7 @@ def create_pipeline(
     pusher = tfx.components.Pusher(
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(config.push_destination))
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_destination_uri)
         ),
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor),
         **push_inputs,
@@ -248,7 +255,7 @@ def create_pipeline(
     ]
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
-        pipeline_root=str(config.pipeline_root_path),
+        pipeline_root=config.pipeline_root_uri,
         components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,

@@ -193,6 +193,29 @@ def _serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransf
     }
 
 
+def distribution_strategy() -> tf.distribute.Strategy:
+    """The strategy for what this process can see: several workers, several GPUs or CPUs, or one device.
+
+    `TF_CONFIG` naming more than one worker (Vertex AI / Kubeflow multi-worker jobs set it) means
+    MultiWorkerMirroredStrategy; several local GPUs, or several logical CPU devices configured before TensorFlow
+    starts, mean MirroredStrategy; otherwise the default one-device strategy.
+    """
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    if len(cluster.get("worker", [])) + len(cluster.get("chief", [])) > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    for device_type in ("GPU", "CPU"):
+        devices = tf.config.list_logical_devices(device_type)
+        if len(devices) > 1:
+            return tf.distribute.MirroredStrategy([d.name for d in devices])
+    return tf.distribute.get_strategy()
+
+
+def _batch_sizes(config: Mapping[str, Any], strategy: tf.distribute.Strategy) -> tuple[int, int]:
+    """Global batch sizes: the configured per-replica sizes times the replicas that train in sync."""
+    replicas = strategy.num_replicas_in_sync
+    return int(config.get("train_batch_size", 32)) * replicas, int(config.get("eval_batch_size", 64)) * replicas
+
+
 def _compiled_model(config: Mapping[str, Any], hparams: Mapping[str, Any], train_steps: int) -> tf.keras.Model:
     model = build_model(config["encoder_path"], pooling=config.get("pooling", "mean"), dropout=hparams["dropout"])
     warmup_steps = int(hparams["warmup_fraction"] * train_steps)
@@ -227,8 +250,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     seed = int(config.get("seed", 7))
     tf.keras.utils.set_random_seed(seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    train_batch = int(config.get("train_batch_size", 32))
-    eval_batch = int(config.get("eval_batch_size", 64))
+    strategy = distribution_strategy()
+    train_batch, eval_batch = _batch_sizes(config, strategy)
 
     train_steps = int(fn_args.train_steps or 0)
     if train_steps <= 0:
@@ -246,8 +269,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         fn_args.eval_files, fn_args.data_accessor, tf_transform_output, eval_batch, repeat=False, seed=seed
     )
 
-    model = _compiled_model(config, hparams, train_steps)
-    logger.info("Trainer: %d steps of %d reviews, hyperparameters %s", train_steps, train_batch, hparams)
+    with strategy.scope():
+        model = _compiled_model(config, hparams, train_steps)
+    logger.info(
+        "Trainer: %d steps of %d reviews on %d replica(s) (%s), hyperparameters %s",
+        train_steps,
+        train_batch,
+        strategy.num_replicas_in_sync,
+        type(strategy).__name__,
+        hparams,
+    )
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     callbacks = [
         tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=max(train_steps // 20, 1)),
@@ -303,13 +334,14 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     config = fn_args.custom_config or {}
     seed = int(config.get("seed", 7))
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    train_batch = int(config.get("train_batch_size", 32))
-    eval_batch = int(config.get("eval_batch_size", 64))
+    strategy = distribution_strategy()
+    train_batch, eval_batch = _batch_sizes(config, strategy)
     train_steps = int(fn_args.train_steps or 0) or max(_count_records(fn_args.train_files) // train_batch, 1)
     fixed = {key: config.get(key, default) for key, default in DEFAULT_HYPERPARAMETERS.items()}
 
     def build(hp: keras_tuner.HyperParameters) -> tf.keras.Model:
-        return _compiled_model(config, {**fixed, **hp.values}, train_steps)
+        with strategy.scope():
+            return _compiled_model(config, {**fixed, **hp.values}, train_steps)
 
     tuner = TfKerasRandomSearch(
         build,

@@ -1,0 +1,217 @@
+"""The Kubeflow V2 / Vertex compile: the same pipeline definition, container paths, configured values, no network."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_modules import kubeflow_v2_runner as kfp_runner
+from pipeline_modules.config import PROJECT_ROOT, config_for
+
+IMAGE = "europe-west4-docker.pkg.dev/my-project/ml/bert-imdb-tfx:0.1"
+ROOT = "gs://my-bucket/pipelines"
+SERVING = "gs://my-bucket/serving_model"
+DATA = "gs://my-bucket/data/aclImdb_v1.tar.gz"
+ENCODER = "gs://my-bucket/encoders/all-MiniLM-L6-v2"
+BEAM_ARGS = ("--runner=DataflowRunner", "--project=my-project", "--temp_location=gs://my-bucket/tmp")
+IMAGE_ROOT = "/srv/bert-imdb"  # not the default, so the test sees the flag carried through
+MAX_SEQ_LENGTH = 48  # not the smoke preset's 32, so the test sees the override carried through
+
+# What create_pipeline wires, under the ids the local runner shows; the compiled job must run each of them.
+EXPECTED_STEPS = {
+    "ImdbExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "AnomaliesGate",
+    "Transform",
+    "Tuner",
+    "Trainer",
+    "Evaluator",
+    "InfraValidator",
+    "Pusher",
+}
+BEAM_STEPS = ("StatisticsGen", "ExampleValidator", "Transform", "Evaluator")
+
+
+def _parameters(job: dict[str, Any], task: str) -> dict[str, Any]:
+    """A task's constant parameters, decoded from the pipeline spec's typed values."""
+    values = {}
+    for name, spec in job["pipelineSpec"]["root"]["dag"]["tasks"][task]["inputs"].get("parameters", {}).items():
+        constant = spec["runtimeValue"]["constantValue"]
+        (kind, value), *_ = constant.items()
+        values[name] = int(value) if kind == "intValue" else value
+    return values
+
+
+def _container(job: dict[str, Any], task: str) -> dict[str, Any]:
+    executor = job["pipelineSpec"]["root"]["dag"]["tasks"][task]["componentRef"]["name"]
+    component = job["pipelineSpec"]["components"][executor]
+    return job["pipelineSpec"]["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """The smoke pipeline compiled once through the command line, as a user would; the written file is parsed."""
+    output = tmp_path_factory.mktemp("kfp") / "bert-imdb-smoke.json"
+    status = kfp_runner.main(
+        [
+            "--preset", "smoke",
+            "--image", IMAGE,
+            "--image-project-root", IMAGE_ROOT,
+            "--pipeline-root", ROOT,
+            "--serving-model-dir", SERVING,
+            "--imdb-source", DATA,
+            "--encoder-path", ENCODER,
+            "--encoder-do-lower-case", "true",
+            "--max-seq-length", str(MAX_SEQ_LENGTH),
+            "--beam-pipeline-args", " ".join(BEAM_ARGS),
+            "--training-accelerator", "NVIDIA_TESLA_T4",
+            "--training-memory-gb", "32",
+            "--output", str(output),
+        ]
+    )  # fmt: skip
+    assert status == 0
+    return json.loads(output.read_text()), output
+
+
+def test_every_component_of_the_pipeline_is_a_step(compiled: tuple[dict[str, Any], Path]) -> None:
+    job, _ = compiled
+    tasks = set(job["pipelineSpec"]["root"]["dag"]["tasks"])
+    assert EXPECTED_STEPS <= tasks
+    resolvers = tasks - EXPECTED_STEPS
+    assert resolvers and all(name.startswith("LatestBlessedModelResolver") for name in resolvers)
+    assert job["pipelineSpec"]["pipelineInfo"]["name"] == config_for("smoke").pipeline_name
+    dag = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert {"AnomaliesGate", "ImdbExampleGen", "ImportSchemaGen"} <= set(dag["Transform"]["dependentTasks"])
+    assert "InfraValidator" in dag["Pusher"]["dependentTasks"] and "Evaluator" in dag["Pusher"]["dependentTasks"]
+
+
+def test_module_files_and_schema_point_into_the_image(compiled: tuple[dict[str, Any], Path]) -> None:
+    job, _ = compiled
+    expected = {
+        ("Transform", "module_file"): "pipeline_modules/transform_module.py",
+        ("Tuner", "module_file"): "pipeline_modules/trainer_module.py",
+        ("Trainer", "module_file"): "pipeline_modules/trainer_module.py",
+        ("ImportSchemaGen", "schema_file"): "pipeline_modules/schema/schema.pbtxt",
+    }
+    for (task, key), relative in expected.items():
+        assert _parameters(job, task)[key] == f"{IMAGE_ROOT}/{relative}"
+        assert (PROJECT_ROOT / relative).is_file()  # the image's copy of the repository has it at that place
+    assert str(PROJECT_ROOT) not in json.dumps(job)  # nothing of this checkout leaks into the cluster's job
+
+
+def test_configured_values_reach_the_steps(compiled: tuple[dict[str, Any], Path]) -> None:
+    job, _ = compiled
+    smoke = config_for("smoke")
+    transform = json.loads(_parameters(job, "Transform")["custom_config"])
+    assert transform["max_seq_length"] == MAX_SEQ_LENGTH
+    assert transform["head_fraction"] == smoke.head_fraction
+    assert transform["vocab_file"] == f"{ENCODER}/assets/vocab.txt" and transform["do_lower_case"] is True
+    trainer = _parameters(job, "Trainer")
+    assert json.loads(trainer["custom_config"])["encoder_path"] == ENCODER
+    assert json.loads(trainer["train_args"])["num_steps"] == smoke.train_steps
+    assert json.loads(_parameters(job, "Tuner")["custom_config"])["tuner_trials"] == smoke.tuner_trials
+    example_gen = _parameters(job, "ImdbExampleGen")
+    assert example_gen["source"] == "/gcs/my-bucket/data/aclImdb_v1.tar.gz"  # Vertex's Cloud Storage FUSE mount
+    assert example_gen["seed"] == smoke.data_seed
+    push = json.loads(_parameters(job, "Pusher")["push_destination"])
+    assert push["filesystem"]["base_directory"] == f"{SERVING}/{smoke.model_name}"
+    infra = _parameters(job, "InfraValidator")
+    assert infra["model_name"] == smoke.model_name and infra["num_requests"] == smoke.infra_num_requests
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == ROOT
+
+
+def test_every_step_runs_the_image_with_the_beam_args(compiled: tuple[dict[str, Any], Path]) -> None:
+    job, _ = compiled
+    for task in EXPECTED_STEPS:
+        container = _container(job, task)
+        assert container["image"] == IMAGE
+        assert container["command"][:3] == ["env", f"PYTHONPATH={IMAGE_ROOT}", "TF_USE_LEGACY_KERAS=1"]
+        assert container["command"][-1] == kfp_runner.EXECUTOR_MODULE
+    for task in BEAM_STEPS:
+        args = _container(job, task)["args"]
+        assert args[-len(BEAM_ARGS) :] == list(BEAM_ARGS)
+    for task in ("Tuner", "Trainer"):
+        resources = _container(job, task)["resources"]
+        assert resources["accelerator"] == {"type": "NVIDIA_TESLA_T4", "count": "1"}
+        assert resources["memoryLimit"] == 32
+    assert "resources" not in _container(job, "Transform")
+
+
+def test_compiling_touches_no_pipeline_root_and_leaves_the_environment_alone(tmp_path: Path) -> None:
+    """TFX would otherwise build the module files into a wheel under the pipeline root (a bucket) while compiling."""
+    root = tmp_path / "root"
+    config = config_for(
+        "demo",
+        pipeline_root=str(root),
+        serving_model_dir=str(tmp_path / "serving"),
+        imdb_source="tfds",
+        enable_tuner=False,
+        hyperparameters_uri="gs://my-bucket/tuning/best_hyperparameters",
+        infra_validator="off",
+    )
+    settings = kfp_runner.KubeflowSettings(
+        image=IMAGE,
+        encoder=kfp_runner.explicit_encoder(
+            "https://tfhub.dev/tensorflow/bert_en_uncased_L-12_H-768_A-12/4",
+            vocab_file="gs://my-bucket/vocab.txt",
+            do_lower_case=True,
+            image_project_root="/pipeline",
+        ),
+    )
+    job = kfp_runner.compile_pipeline(config, settings, tmp_path / "out" / "job.json")
+    assert not root.exists()
+    assert kfp_runner._NO_PACKAGING_ENV not in os.environ  # noqa: SLF001 - the switch must not outlive the compile
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert "HyperparametersImporter" in tasks and "Tuner" not in tasks and "InfraValidator" not in tasks
+    importer = job["pipelineSpec"]["deploymentSpec"]["executors"]["HyperparametersImporter_executor"]["importer"]
+    assert importer["artifactUri"]["constant"]["stringValue"] == config.hyperparameters_uri
+    assert _parameters(job, "ImdbExampleGen")["source"] == "tfds"
+    assert _parameters(job, "Transform")["module_file"] == "/pipeline/pipeline_modules/transform_module.py"
+    assert json.loads((tmp_path / "out" / "job.json").read_text()) == job
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"pipeline_root": ""}, "--pipeline-root"),
+        ({"serving_model_dir": "serving_model"}, "--serving-model-dir"),
+        ({"imdb_source": ""}, "--imdb-source is required"),
+        ({"imdb_source": "data/aclImdb_v1.tar.gz"}, "--imdb-source must be"),
+        ({"infra_validator": "docker"}, "Docker daemon"),
+    ],
+)
+def test_settings_that_cannot_work_on_a_cluster_are_refused(overrides: dict[str, str], message: str) -> None:
+    values = {"pipeline_root": ROOT, "serving_model_dir": SERVING, "imdb_source": DATA, **overrides}
+    with pytest.raises(ValueError, match=message):
+        kfp_runner.check_config(config_for("smoke", **values))
+
+
+def test_cli_reports_refusals_without_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "job.json"
+    status = kfp_runner.main(
+        ["--preset", "smoke", "--image", IMAGE, "--pipeline-root", ROOT, "--imdb-source", DATA]
+        + ["--encoder-path", ENCODER, "--encoder-do-lower-case", "true", "--output", str(output)]
+    )
+    assert status == 2 and "--serving-model-dir" in capsys.readouterr().err and not output.exists()
+
+
+def test_encoder_and_data_paths_as_the_containers_see_them() -> None:
+    encoder = kfp_runner.explicit_encoder(
+        "data/encoders/all-MiniLM-L6-v2", vocab_file=None, do_lower_case=False, image_project_root="/pipeline"
+    )
+    assert encoder.path == "/pipeline/data/encoders/all-MiniLM-L6-v2"
+    assert encoder.vocab_file == "/pipeline/data/encoders/all-MiniLM-L6-v2/assets/vocab.txt"
+    assert encoder.do_lower_case is False
+    with pytest.raises(ValueError, match="--encoder-vocab-file"):
+        kfp_runner.explicit_encoder("https://tfhub.dev/x/1", vocab_file=None, do_lower_case=True, image_project_root="/")
+    with pytest.raises(ValueError, match="--encoder-path"):
+        kfp_runner.explicit_encoder("", vocab_file=None, do_lower_case=True, image_project_root="/")
+    assert kfp_runner.container_data_path("gs://b/d/a.tar.gz", "/gcs") == "/gcs/b/d/a.tar.gz"
+    assert kfp_runner.container_data_path("gs://b/d/a.tar.gz", "") == "gs://b/d/a.tar.gz"
+    assert kfp_runner.container_data_path("tfds", "/gcs") == "tfds"

@@ -65,7 +65,7 @@ def main() -> int:
             round(base / result["data_components_s"], 3) if result["data_components_s"] else None
         )
     report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cores": os.cpu_count(), "python": platform.python_version()},
         "settings": {"preset": args.preset, "runner": "DirectRunner multi_processing", "to_component": "Transform"},
         "results": results,
@@ -73,7 +73,8 @@ def main() -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     print(
-        f"\n{'workers':>7} {'ExampleGen s':>12} {'StatisticsGen s':>15} {'Transform s':>11} {'sum s':>8} {'speed-up':>8}"
+        f"\n{'workers':>7} {'ExampleGen s':>12} {'StatisticsGen s':>15} {'Transform s':>11} {'sum s':>8}"
+        f" {'speed-up':>8}"
     )
     for r in results:
         c = r["components_s"]

@@ -71,13 +71,13 @@ class KubeflowSettings:
     training_resources: ResourceRequest = ResourceRequest()
 
 
-def is_uri(value: str) -> bool:
-    return "://" in value
-
-
 def _is_location(value: str) -> bool:
     """A place a container can reach: a URI or an absolute path (a mounted volume), never one relative to here."""
-    return is_uri(value) or value.startswith("/")
+    return "://" in value or value.startswith("/")
+
+
+def _in_image(value: str, image_project_root: str) -> str:
+    return value if _is_location(value) else f"{image_project_root.rstrip('/')}/{value}"
 
 
 def container_data_path(source: str, gcs_mount: str) -> str:
@@ -96,17 +96,18 @@ def explicit_encoder(
 ) -> ResolvedEncoder:
     """The encoder as given, without loading it: the facts the local runner reads from the SavedModel come as flags.
 
-    A relative path is taken inside the image's copy of the repository (an encoder converted into data/encoders/ and
+    Relative paths are taken inside the image's copy of the repository (an encoder converted into data/encoders/ and
     built into the image). The vocabulary defaults to `<path>/assets/vocab.txt`, where TF Hub BERT SavedModels and
     our converter keep it; a TF Hub URL has no such file path, so it needs `vocab_file`.
     """
     if not path:
         raise ValueError("The encoder is required: --encoder-path (a gs:// SavedModel, a TF Hub URL or an image path)")
-    if not _is_location(path):
-        path = f"{image_project_root.rstrip('/')}/{path}"
-    if not vocab_file:
-        if path.startswith(("http://", "https://")):
-            raise ValueError(f"--encoder-vocab-file is required for the TF Hub URL {path!r} (e.g. gs://.../vocab.txt)")
+    path = _in_image(path, image_project_root)
+    if vocab_file:
+        vocab_file = _in_image(vocab_file, image_project_root)
+    elif path.startswith(("http://", "https://")):
+        raise ValueError(f"--encoder-vocab-file is required for the TF Hub URL {path!r} (e.g. gs://.../vocab.txt)")
+    else:
         vocab_file = f"{path.rstrip('/')}/assets/vocab.txt"
     # hidden_size only feeds local log lines; nothing in the compiled pipeline reads it, so it is not asked for.
     return ResolvedEncoder(path=path, vocab_file=vocab_file, do_lower_case=do_lower_case, hidden_size=0, handle=path)
@@ -182,7 +183,13 @@ def rebase_project_paths(pipeline: Any, image_project_root: str, project_root: P
 
 def build_pipeline(config: PipelineConfig, settings: KubeflowSettings) -> Any:
     """The project's pipeline definition with this runner's environment: container paths, no local look-ups."""
-    from tfx.orchestration.kubeflow.v2 import pipeline_builder  # noqa: F401 - fail now if kfp-pipeline-spec is missing
+    try:  # before building anything: TFX's compiler needs kfp-pipeline-spec, which the base install lacks
+        from tfx.orchestration.kubeflow.v2 import pipeline_builder  # noqa: F401
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            f"{error}: compiling for Kubeflow needs kfp-pipeline-spec; install it with "
+            "pip install -c constraints.txt -r requirements-kubeflow.txt"
+        ) from error
 
     from pipeline_modules.pipeline import create_pipeline
 
@@ -235,7 +242,11 @@ def container_command(image_project_root: str) -> list[str]:
 
 
 def compile_pipeline(config: PipelineConfig, settings: KubeflowSettings, output: Path) -> dict[str, Any]:
-    """Write the Kubeflow V2 / Vertex pipeline job (JSON) for `config` to `output`; return it as a dict."""
+    """Write the compiled pipeline to `output`; return the pipeline job as a dict.
+
+    A .json `output` holds the PipelineJob that Vertex AI submits; .yaml/.yml holds only its PipelineSpec, the
+    package format a Kubeflow Pipelines client uploads.
+    """
     from tfx import v1 as tfx
 
     if not settings.image:
@@ -254,7 +265,7 @@ def compile_pipeline(config: PipelineConfig, settings: KubeflowSettings, output:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline_modules.kubeflow_v2_runner",
-        description="Compile the BERT IMDB pipeline into a Kubeflow Pipelines v2 / Vertex AI pipeline job (JSON).",
+        description="Compile the BERT IMDB pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines.",
         epilog=f"Presets: {describe_presets()}",
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="(default demo)")
@@ -265,7 +276,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"where the image holds this repository (default {DEFAULT_IMAGE_PROJECT_ROOT})",
     )
     parser.add_argument(
-        "--output", type=Path, default=None, help="pipeline JSON to write (default <pipeline-name>-<preset>.json)"
+        "--output",
+        type=Path,
+        default=None,
+        help="file to write: .json (Vertex AI PipelineJob) or .yaml (Kubeflow Pipelines package); "
+        "default <pipeline-name>-<preset>.json",
     )
     parser.add_argument(
         "--gcs-mount",
@@ -318,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         output = (args.output or Path(f"{config.pipeline_name}-{config.preset}.json")).absolute()
         compile_pipeline(config, settings, output)
-    except ValueError as error:
+    except (ValueError, ModuleNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"Wrote {output} ({config.pipeline_name}, preset {config.preset}, image {settings.image})")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pipeline_modules import kubeflow_v2_runner as kfp_runner
 from pipeline_modules.config import PROJECT_ROOT, config_for
@@ -82,7 +83,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
 def test_every_component_of_the_pipeline_is_a_step(compiled: tuple[dict[str, Any], Path]) -> None:
     job, _ = compiled
     tasks = set(job["pipelineSpec"]["root"]["dag"]["tasks"])
-    assert EXPECTED_STEPS <= tasks
+    assert tasks >= EXPECTED_STEPS
     resolvers = tasks - EXPECTED_STEPS
     assert resolvers and all(name.startswith("LatestBlessedModelResolver") for name in resolvers)
     assert job["pipelineSpec"]["pipelineInfo"]["name"] == config_for("smoke").pipeline_name
@@ -143,6 +144,29 @@ def test_every_step_runs_the_image_with_the_beam_args(compiled: tuple[dict[str, 
     assert "resources" not in _container(job, "Transform")
 
 
+def test_vertex_ai_sdk_and_kfp_schema_accept_the_job(compiled: tuple[dict[str, Any], Path]) -> None:
+    """Offline checks of what a cluster would parse: KFP's PipelineSpec proto and the Vertex SDK's PipelineJob."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    job, path = compiled
+    spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())  # unknown fields raise
+    assert set(spec.root.dag.tasks) == set(job["pipelineSpec"]["root"]["dag"]["tasks"])
+    vertex_job = aiplatform.PipelineJob(
+        display_name="bert-imdb-smoke",
+        template_path=str(path),
+        pipeline_root=ROOT,
+        project="my-project",
+        location="europe-west4",
+        credentials=AnonymousCredentials(),  # building the request needs no login; only submit() would
+        enable_caching=False,
+    )
+    assert vertex_job.runtime_config.gcs_output_directory == ROOT
+    assert set(vertex_job.pipeline_spec["root"]["dag"]["tasks"]) == set(spec.root.dag.tasks)
+
+
 def test_compiling_touches_no_pipeline_root_and_leaves_the_environment_alone(tmp_path: Path) -> None:
     """TFX would otherwise build the module files into a wheel under the pipeline root (a bucket) while compiling."""
     root = tmp_path / "root"
@@ -164,16 +188,18 @@ def test_compiling_touches_no_pipeline_root_and_leaves_the_environment_alone(tmp
             image_project_root="/pipeline",
         ),
     )
-    job = kfp_runner.compile_pipeline(config, settings, tmp_path / "out" / "job.json")
+    output = tmp_path / "out" / "job.yaml"  # .yaml: the bare PipelineSpec, what a Kubeflow Pipelines client uploads
+    job = kfp_runner.compile_pipeline(config, settings, output)
     assert not root.exists()
     assert kfp_runner._NO_PACKAGING_ENV not in os.environ  # noqa: SLF001 - the switch must not outlive the compile
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
     assert "HyperparametersImporter" in tasks and "Tuner" not in tasks and "InfraValidator" not in tasks
     importer = job["pipelineSpec"]["deploymentSpec"]["executors"]["HyperparametersImporter_executor"]["importer"]
-    assert importer["artifactUri"]["constant"]["stringValue"] == config.hyperparameters_uri
+    assert importer["artifactUri"]["constantValue"]["stringValue"] == config.hyperparameters_uri
     assert _parameters(job, "ImdbExampleGen")["source"] == "tfds"
     assert _parameters(job, "Transform")["module_file"] == "/pipeline/pipeline_modules/transform_module.py"
-    assert json.loads((tmp_path / "out" / "job.json").read_text()) == job
+    assert json.loads(_parameters(job, "Transform")["custom_config"])["max_seq_length"] == config.max_seq_length
+    assert yaml.safe_load(output.read_text()) == job["pipelineSpec"]
 
 
 @pytest.mark.parametrize(
@@ -208,10 +234,11 @@ def test_encoder_and_data_paths_as_the_containers_see_them() -> None:
     assert encoder.path == "/pipeline/data/encoders/all-MiniLM-L6-v2"
     assert encoder.vocab_file == "/pipeline/data/encoders/all-MiniLM-L6-v2/assets/vocab.txt"
     assert encoder.do_lower_case is False
+    no_vocab = {"vocab_file": None, "do_lower_case": True, "image_project_root": "/pipeline"}
     with pytest.raises(ValueError, match="--encoder-vocab-file"):
-        kfp_runner.explicit_encoder("https://tfhub.dev/x/1", vocab_file=None, do_lower_case=True, image_project_root="/")
+        kfp_runner.explicit_encoder("https://tfhub.dev/x/1", **no_vocab)
     with pytest.raises(ValueError, match="--encoder-path"):
-        kfp_runner.explicit_encoder("", vocab_file=None, do_lower_case=True, image_project_root="/")
+        kfp_runner.explicit_encoder("", **no_vocab)
     assert kfp_runner.container_data_path("gs://b/d/a.tar.gz", "/gcs") == "/gcs/b/d/a.tar.gz"
     assert kfp_runner.container_data_path("gs://b/d/a.tar.gz", "") == "gs://b/d/a.tar.gz"
     assert kfp_runner.container_data_path("tfds", "/gcs") == "tfds"

@@ -198,14 +198,17 @@ def kubectl_kustomize(directory: Path) -> list[dict]:
 
 
 def _kubernetes_versions() -> list[str]:
-    from kubernetes_validate.utils import latest_version, major_minor
-
+    try:
+        from kubernetes_validate.utils import latest_version, major_minor
+    except ImportError:  # validate() skips with the reason
+        return [OLDEST_KUBERNETES]
     return [OLDEST_KUBERNETES, major_minor(latest_version())]
 
 
 def validate(doc: dict, version: str) -> None:
-    import kubernetes_validate
-
+    kubernetes_validate = pytest.importorskip(
+        "kubernetes_validate", reason="kubernetes-validate (requirements-extra.txt) bundles the schemas"
+    )
     try:
         kubernetes_validate.validate(doc, version, strict=True)
     except kubernetes_validate.ValidationError as exc:
@@ -237,7 +240,7 @@ def test_manifest_validates_against_kubernetes_schema(name: str, version: str) -
 
 def test_schema_validation_is_strict() -> None:
     """The validator really checks: a misspelt field and a wrongly typed port are rejected."""
-    import kubernetes_validate
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
     deployment = one("Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -364,7 +367,7 @@ def test_termination_grace_exceeds_the_drain(server_options: ServerOptions) -> N
     command = server_container()["lifecycle"]["preStop"]["exec"]["command"]
     assert command[0] == "sleep"
     pre_stop = float(command[1])
-    exit_margin = 5.0  # measured: the process exits ~1-4 s after its drain ends (TensorFlow's teardown)
+    exit_margin = 8.0  # measured locally: the process exits 1-8 s after its drain ends (TensorFlow's teardown)
     assert spec["terminationGracePeriodSeconds"] > pre_stop + server_options.shutdown_grace_seconds + exit_margin
 
 

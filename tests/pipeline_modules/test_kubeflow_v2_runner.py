@@ -200,6 +200,10 @@ def test_compiling_touches_no_pipeline_root_and_leaves_the_environment_alone(tmp
     assert _parameters(job, "Transform")["module_file"] == "/pipeline/pipeline_modules/transform_module.py"
     assert json.loads(_parameters(job, "Transform")["custom_config"])["max_seq_length"] == config.max_seq_length
     assert yaml.safe_load(output.read_text()) == job["pipelineSpec"]
+    from kfp.client import client as kfp_client
+
+    package = kfp_client._extract_pipeline_yaml(str(output))  # noqa: SLF001 - how Client reads a package before upload
+    assert package.pipeline_spec.pipeline_info.name == config.pipeline_name
 
 
 @pytest.mark.parametrize(

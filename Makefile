@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PINS := constraints.txt requirements.txt requirements-extra.txt requirements-nodeps.txt
+PINS := constraints.txt requirements.txt requirements-extra.txt requirements-kubeflow.txt requirements-nodeps.txt
 PYTEST_ARGS ?=
 ARGS ?=
 
@@ -21,6 +21,7 @@ $(STAMP): $(PINS)
 	$(BIN)/python -m pip install -q -c constraints.txt --upgrade pip setuptools wheel
 	$(BIN)/pip install -q --ignore-requires-python -c constraints.txt -r requirements.txt
 	$(BIN)/pip install -q -c constraints.txt -r requirements-extra.txt
+	$(BIN)/pip install -q -c constraints.txt -r requirements-kubeflow.txt
 	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 

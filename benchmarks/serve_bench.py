@@ -57,8 +57,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def closed_loop(make_call: Callable[[], Callable[[int], int]], concurrency: int, duration: float,
-                max_requests: int, warmup: int = 5) -> dict:
+def closed_loop(
+    make_call: Callable[[], Callable[[int], int]], concurrency: int, duration: float, max_requests: int, warmup: int = 5
+) -> dict:
     """``concurrency`` threads, each with its own client, send requests back to back until the time or count
     budget is spent. A call returns how many instances it scored."""
     counter = itertools.count()
@@ -189,16 +190,26 @@ def machine() -> dict:
             mem_gb = round(kb / 1024 / 1024, 1)
     except (OSError, StopIteration, ValueError):
         pass
-    return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb,
-            "python": platform.python_version(), "tensorflow": tf.__version__, "grpcio": grpc.__version__,
-            "aiohttp": aiohttp.__version__}
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": mem_gb,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "grpcio": grpc.__version__,
+        "aiohttp": aiohttp.__version__,
+    }
 
 
 def run_server_phases(args, base_path: str, batching: bool, workdir: str) -> dict:
     from model_server.client import start_server
 
-    extra = ["--access_log_path=", f"--file_system_poll_wait_seconds={args.poll_seconds}",
-             f"--max_instances_per_request={max(1024, args.concurrency)}"]
+    extra = [
+        "--access_log_path=",
+        f"--file_system_poll_wait_seconds={args.poll_seconds}",
+        f"--max_instances_per_request={max(1024, args.concurrency)}",
+    ]
     if batching:
         params = Path(workdir) / "batching.txt"
         params.write_text(
@@ -208,22 +219,30 @@ def run_server_phases(args, base_path: str, batching: bool, workdir: str) -> dic
             + (f"num_batch_threads {{ value: {args.num_batch_threads} }}\n" if args.num_batch_threads else "")
         )
         extra += ["--enable_batching", f"--batching_parameters_file={params}"]
-    server = start_server(model_name=args.model_name, model_base_path=base_path, extra_args=extra,
-                          log_path=str(Path(workdir) / f"server-batching-{batching}.log"))
+    server = start_server(
+        model_name=args.model_name,
+        model_base_path=base_path,
+        extra_args=extra,
+        log_path=str(Path(workdir) / f"server-batching-{batching}.log"),
+    )
     try:
         server.wait_for_model(args.model_name, timeout=args.load_timeout)
         phases = {}
-        for protocol, factory in (("rest", rest_call_factory(server.rest_url, args.model_name)),
-                                  ("grpc", grpc_call_factory(server.grpc_target, args.model_name))):
+        for protocol, factory in (
+            ("rest", rest_call_factory(server.rest_url, args.model_name)),
+            ("grpc", grpc_call_factory(server.grpc_target, args.model_name)),
+        ):
             phases[protocol] = {
                 "c1": closed_loop(factory, 1, args.duration, args.max_requests),
                 f"c{args.concurrency}": closed_loop(factory, args.concurrency, args.duration, args.max_requests),
             }
             print(f"  batching {'on ' if batching else 'off'} {protocol:4s} done", flush=True)
         with server.rest_client() as rest:
-            phases["metrics_excerpt"] = [line for line in rest.metrics_text().splitlines()
-                                         if line.startswith(("model_server_batch_size_sum",
-                                                             "model_server_batch_size_count"))]
+            phases["metrics_excerpt"] = [
+                line
+                for line in rest.metrics_text().splitlines()
+                if line.startswith(("model_server_batch_size_sum", "model_server_batch_size_count"))
+            ]
     finally:
         code = server.stop()
     phases["server_exit_code"] = code
@@ -237,8 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=5.0, help="seconds per measured phase")
     p.add_argument("--max_requests", type=int, default=20_000, help="request cap per measured phase")
     p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--toy_work_layers", type=int, default=0,
-                   help="toy model only: dense layers of per-instance work, to mimic an encoder's cost")
+    p.add_argument(
+        "--toy_work_layers",
+        type=int,
+        default=0,
+        help="toy model only: dense layers of per-instance work, to mimic an encoder's cost",
+    )
     p.add_argument("--batch_timeout_micros", type=int, default=0)
     p.add_argument("--num_batch_threads", type=int, default=0)
     p.add_argument("--poll_seconds", type=float, default=30.0)
@@ -264,15 +287,18 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"no integer version directory under {base_path}")
     version = max(versions)
 
-    print(f"model: {base_path} (version {version}); {args.duration:.0f}s per phase, concurrency "
-          f"{args.concurrency}", flush=True)
+    print(
+        f"model: {base_path} (version {version}); {args.duration:.0f}s per phase, concurrency {args.concurrency}",
+        flush=True,
+    )
     import_op_libraries()  # as the server does: the pipeline's models tokenize with TF Text ops
     model = ServableModel(args.model_name, version, versions[version])
     model.load(warmup=True, warmup_batch_sizes=(1, args.concurrency))
     in_process = {
         "c1_batch1": closed_loop(in_process_factory(model, 1), 1, args.duration, args.max_requests),
-        f"batch{args.concurrency}": closed_loop(in_process_factory(model, args.concurrency), 1, args.duration,
-                                                args.max_requests),
+        f"batch{args.concurrency}": closed_loop(
+            in_process_factory(model, args.concurrency), 1, args.duration, args.max_requests
+        ),
     }
     print("  in-process done", flush=True)
     model.unload()
@@ -287,31 +313,46 @@ def main(argv: list[str] | None = None) -> int:
     for mode in ("batching_on", "batching_off"):
         for protocol in ("rest", "grpc"):
             rows.append((protocol, mode.split("_")[1], server[mode][protocol]["c1"], server[mode][protocol][c]))
-    ratios = {f"{mode}_{protocol}_{c}_vs_in_process_batched": round(server[mode][protocol][c]["instances_per_s"]
-                                                                      / limit, 3)
-              for mode in server for protocol in ("rest", "grpc")}
+    ratios = {
+        f"{mode}_{protocol}_{c}_vs_in_process_batched": round(server[mode][protocol][c]["instances_per_s"] / limit, 3)
+        for mode in server
+        for protocol in ("rest", "grpc")
+    }
 
-    header = (f"{'path':10s} {'batching':8s} {'c1 p50 ms':>10s} {'c1 p99 ms':>10s} {c + ' inst/s':>12s} "
-              f"{c + ' p50 ms':>11s} {c + ' p99 ms':>11s} {'vs limit':>9s} {'errors':>6s}")
+    header = (
+        f"{'path':10s} {'batching':8s} {'c1 p50 ms':>10s} {'c1 p99 ms':>10s} {c + ' inst/s':>12s} "
+        f"{c + ' p50 ms':>11s} {c + ' p99 ms':>11s} {'vs limit':>9s} {'errors':>6s}"
+    )
     print()
     print(header)
     print("-" * len(header))
     for name, mode, one, many in rows:
         errors = one["errors"] + many["errors"]
-        print(f"{name:10s} {mode:8s} {one['p50_ms']:10.3f} {one['p99_ms']:10.3f} {many['instances_per_s']:12.1f} "
-              f"{many['p50_ms']:11.3f} {many['p99_ms']:11.3f} {many['instances_per_s'] / limit:9.2f} {errors:6d}")
-    print(f"\n(in-process row: c1 = one sentence per call; {c} column = batches of {args.concurrency} sentences "
-          f"in one call, the limit)")
+        print(
+            f"{name:10s} {mode:8s} {one['p50_ms']:10.3f} {one['p99_ms']:10.3f} {many['instances_per_s']:12.1f} "
+            f"{many['p50_ms']:11.3f} {many['p99_ms']:11.3f} {many['instances_per_s'] / limit:9.2f} {errors:6d}"
+        )
+    print(
+        f"\n(in-process row: c1 = one sentence per call; {c} column = batches of {args.concurrency} sentences "
+        f"in one call, the limit)"
+    )
 
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - explicit for readers
         "machine": machine(),
-        "settings": {"model_base_path": args.model_base_path or "(toy model built on the fly)", "model": model_kind,
-                     "version": version, "duration_s": args.duration, "max_requests": args.max_requests,
-                     "concurrency": args.concurrency, "batch_timeout_micros": args.batch_timeout_micros,
-                     "num_batch_threads": args.num_batch_threads or os.cpu_count(),
-                     "max_batch_size": args.concurrency, "request": "one sentence per request",
-                     "client": "Python threads on the same machine (model_server.client), one client per thread"},
+        "settings": {
+            "model_base_path": args.model_base_path or "(toy model built on the fly)",
+            "model": model_kind,
+            "version": version,
+            "duration_s": args.duration,
+            "max_requests": args.max_requests,
+            "concurrency": args.concurrency,
+            "batch_timeout_micros": args.batch_timeout_micros,
+            "num_batch_threads": args.num_batch_threads or os.cpu_count(),
+            "max_batch_size": args.concurrency,
+            "request": "one sentence per request",
+            "client": "Python threads on the same machine (model_server.client), one client per thread",
+        },
         "in_process": in_process,
         "server": server,
         "ratios": ratios,

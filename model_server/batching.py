@@ -114,8 +114,15 @@ class BatchScheduler:
         self.submit(model, signature, inputs, size, loop, future)
         return await future
 
-    def submit(self, model: ServableModel, signature: str, inputs: Arrays, size: int,
-               loop: asyncio.AbstractEventLoop, future: asyncio.Future) -> None:
+    def submit(
+        self,
+        model: ServableModel,
+        signature: str,
+        inputs: Arrays,
+        size: int,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future,
+    ) -> None:
         key = (model, signature, tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(inputs.items())))
         task = _Task(inputs, size, loop, future)
         with self._cond:
@@ -208,14 +215,14 @@ class BatchScheduler:
         limit = self._opt.max_batch_size
         chunks = []
         for start in range(0, total, limit):  # only a single oversized request has more than one chunk
-            part = {k: v[start:start + limit] for k, v in inputs.items()} if total > limit else inputs
+            part = {k: v[start : start + limit] for k, v in inputs.items()} if total > limit else inputs
             n = min(limit, total - start)
             chunks.append(self._run_padded(model, signature, part, n))
         outputs = chunks[0] if len(chunks) == 1 else {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
         results = []
         offset = 0
         for task in tasks:
-            results.append({k: v[offset:offset + task.size] for k, v in outputs.items()})
+            results.append({k: v[offset : offset + task.size] for k, v in outputs.items()})
             offset += task.size
         return results
 

@@ -79,8 +79,9 @@ class RestClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         """Raw call: (status, headers, body). Retries once on a stale kept-alive connection (predict is pure)."""
         hdrs = {"Content-Type": "application/json"} if body is not None else {}
         hdrs.update(headers or {})
@@ -121,8 +122,15 @@ class RestClient:
     def model_metadata(self, model: str, version: int | None = None, label: str | None = None) -> dict:
         return self._json("GET", _model_path(model, version, label) + "/metadata")
 
-    def predict(self, model: str, instances: Sequence[Any] | None = None, inputs: Any = None,
-                signature_name: str | None = None, version: int | None = None, label: str | None = None) -> dict:
+    def predict(
+        self,
+        model: str,
+        instances: Sequence[Any] | None = None,
+        inputs: Any = None,
+        signature_name: str | None = None,
+        version: int | None = None,
+        label: str | None = None,
+    ) -> dict:
         """Row format (``instances``) → ``{"predictions": ...}``; columnar (``inputs``) → ``{"outputs": ...}``."""
         if (instances is None) == (inputs is None):
             raise ValueError("pass exactly one of instances or inputs")
@@ -131,8 +139,9 @@ class RestClient:
             doc["signature_name"] = signature_name
         return self._json("POST", _model_path(model, version, label) + ":predict", doc)
 
-    def predict_texts(self, model: str, texts: Sequence[str], version: int | None = None,
-                      label: str | None = None) -> list[dict]:
+    def predict_texts(
+        self, model: str, texts: Sequence[str], version: int | None = None, label: str | None = None
+    ) -> list[dict]:
         """Sentiment of each text: ``[{"probability": 0.97, "label": "positive"}, ...]``."""
         return self.predict(model, instances=list(texts), version=version, label=label)["predictions"]
 
@@ -157,10 +166,13 @@ class GrpcClient:
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-        ])
+        self.channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+            ],
+        )
         self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
 
@@ -191,35 +203,52 @@ class GrpcClient:
         except grpc.RpcError as exc:
             raise ModelServerError(exc.code().name, exc.details() or "") from None
 
-    def predict_request(self, model: str, inputs: Mapping[str, Any], signature_name: str = DEFAULT_SIGNATURE,
-                        version: int | None = None, label: str | None = None, output_filter: Sequence[str] = ()):
+    def predict_request(
+        self,
+        model: str,
+        inputs: Mapping[str, Any],
+        signature_name: str = DEFAULT_SIGNATURE,
+        version: int | None = None,
+        label: str | None = None,
+        output_filter: Sequence[str] = (),
+    ):
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, model, version, label, signature_name)
         for name, value in inputs.items():
-            request.inputs[name].CopyFrom(value if hasattr(value, "dtype") and hasattr(value, "tensor_shape")
-                                          else tf.make_tensor_proto(value))
+            request.inputs[name].CopyFrom(
+                value if hasattr(value, "dtype") and hasattr(value, "tensor_shape") else tf.make_tensor_proto(value)
+            )
         request.output_filter.extend(output_filter)
         return request
 
-    def predict(self, model: str, inputs: Mapping[str, Any], signature_name: str = DEFAULT_SIGNATURE,
-                version: int | None = None, label: str | None = None, output_filter: Sequence[str] = ()):
+    def predict(
+        self,
+        model: str,
+        inputs: Mapping[str, Any],
+        signature_name: str = DEFAULT_SIGNATURE,
+        version: int | None = None,
+        label: str | None = None,
+        output_filter: Sequence[str] = (),
+    ):
         """Returns the raw ``PredictResponse`` (``model_spec`` tells which version answered)."""
         request = self.predict_request(model, inputs, signature_name, version, label, output_filter)
         return self._call(self.prediction.Predict, request)
 
-    def predict_texts(self, model: str, texts: Sequence[str], version: int | None = None,
-                      label: str | None = None) -> list[dict]:
+    def predict_texts(
+        self, model: str, texts: Sequence[str], version: int | None = None, label: str | None = None
+    ) -> list[dict]:
         import tensorflow as tf
 
         response = self.predict(model, {"text": [t.encode("utf-8") for t in texts]}, version=version, label=label)
         outputs = {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
         rows = []
         for i in range(len(texts)):
-            rows.append({k: (v[i].decode("utf-8") if isinstance(v[i], bytes) else v[i].item())
-                         for k, v in outputs.items()})
+            rows.append(
+                {k: (v[i].decode("utf-8") if isinstance(v[i], bytes) else v[i].item()) for k, v in outputs.items()}
+            )
         return rows
 
     def model_status(self, model: str, version: int | None = None, label: str | None = None):
@@ -240,8 +269,9 @@ class GrpcClient:
 class ServerProcess:
     """A ``python -m model_server`` child process with its bound ports; stop() sends SIGTERM (graceful)."""
 
-    def __init__(self, process: subprocess.Popen, host: str, grpc_port: int, rest_port: int, log_path: str,
-                 workdir: str | None):
+    def __init__(
+        self, process: subprocess.Popen, host: str, grpc_port: int, rest_port: int, log_path: str, workdir: str | None
+    ):
         self.process = process
         self.host = host
         self.grpc_port = grpc_port
@@ -292,14 +322,22 @@ class ServerProcess:
                     raise RuntimeError(f"model server exited with {self.process.returncode}:\n{self._tail()}")
                 try:
                     if client is not None:
-                        statuses = [(int(s["version"]), s["state"], s["status"].get("error_message", ""))
-                                    for s in client.model_status(model, version)["model_version_status"]]
+                        statuses = [
+                            (int(s["version"]), s["state"], s["status"].get("error_message", ""))
+                            for s in client.model_status(model, version)["model_version_status"]
+                        ]
                     else:
                         from tensorflow_serving.apis import get_model_status_pb2
 
                         response = grpc_client.model_status(model, version)
-                        statuses = [(s.version, get_model_status_pb2.ModelVersionStatus.State.Name(s.state),
-                                     s.status.error_message) for s in response.model_version_status]
+                        statuses = [
+                            (
+                                s.version,
+                                get_model_status_pb2.ModelVersionStatus.State.Name(s.state),
+                                s.status.error_message,
+                            )
+                            for s in response.model_version_status
+                        ]
                     available = [v for v, state, _ in statuses if state == "AVAILABLE"]
                     if available:
                         return max(available)
@@ -342,18 +380,33 @@ class ServerProcess:
         self.stop()
 
 
-def start_server(model_name: str | None = None, model_base_path: str | None = None,
-                 model_config_file: str | None = None, extra_args: Sequence[str] = (), grpc: bool = True,
-                 rest: bool = True, host: str = "127.0.0.1", log_path: str | None = None,
-                 env: Mapping[str, str] | None = None, startup_timeout: float = 120.0,
-                 python: str | None = None) -> ServerProcess:
+def start_server(
+    model_name: str | None = None,
+    model_base_path: str | None = None,
+    model_config_file: str | None = None,
+    extra_args: Sequence[str] = (),
+    grpc: bool = True,
+    rest: bool = True,
+    host: str = "127.0.0.1",
+    log_path: str | None = None,
+    env: Mapping[str, str] | None = None,
+    startup_timeout: float = 120.0,
+    python: str | None = None,
+) -> ServerProcess:
     """Start ``python -m model_server`` on OS-chosen free ports and return once it listens (models may still be
     loading: call :meth:`ServerProcess.wait_for_model`)."""
     workdir = tempfile.mkdtemp(prefix="model_server-")
     port_file = os.path.join(workdir, "ports.json")
     log_path = log_path or os.path.join(workdir, "server.log")
-    args = [python or sys.executable, "-m", "model_server", f"--host={host}", f"--port_file={port_file}",
-            f"--port={-1 if grpc else 0}", f"--rest_api_port={-1 if rest else 0}"]
+    args = [
+        python or sys.executable,
+        "-m",
+        "model_server",
+        f"--host={host}",
+        f"--port_file={port_file}",
+        f"--port={-1 if grpc else 0}",
+        f"--rest_api_port={-1 if rest else 0}",
+    ]
     if model_config_file:
         args.append(f"--model_config_file={model_config_file}")
     else:
@@ -369,8 +422,9 @@ def start_server(model_name: str | None = None, model_base_path: str | None = No
     child_env.update(env or {})
     log_file = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     try:
-        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=child_env)
+        process = subprocess.Popen(
+            args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env
+        )
     finally:
         log_file.close()
     deadline = time.monotonic() + startup_timeout

@@ -236,8 +236,11 @@ def parse_batching_parameters_text(text: str, source: str = "<batching parameter
 
     for ignored in ("thread_pool_name", "enable_large_batch_splitting", "max_execution_batch_size"):
         if proto.HasField(ignored):
-            log.info("batching: %s is accepted for compatibility; requests larger than max_batch_size are always "
-                     "split into max_batch_size chunks", ignored)
+            log.info(
+                "batching: %s is accepted for compatibility; requests larger than max_batch_size are always "
+                "split into max_batch_size chunks",
+                ignored,
+            )
     return BatchingOptions(
         max_batch_size=int(wrapped("max_batch_size", defaults.max_batch_size)),
         batch_timeout_micros=int(wrapped("batch_timeout_micros", defaults.batch_timeout_micros)),
@@ -282,34 +285,75 @@ def build_arg_parser() -> argparse.ArgumentParser:
     tfs.add_argument("--model_name", default="default", help="name of the single model (without a config file)")
     tfs.add_argument("--model_base_path", default="", help="directory holding the model's integer version dirs")
     tfs.add_argument("--model_config_file", default="", help="text-proto ModelServerConfig (several models)")
-    tfs.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0.0,
-                     help="re-read --model_config_file this often; 0 reads it once")
-    tfs.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                     help="how often the base paths are polled for new versions; 0 polls once at startup")
+    tfs.add_argument(
+        "--model_config_file_poll_wait_seconds",
+        type=float,
+        default=0.0,
+        help="re-read --model_config_file this often; 0 reads it once",
+    )
+    tfs.add_argument(
+        "--file_system_poll_wait_seconds",
+        type=float,
+        default=1.0,
+        help="how often the base paths are polled for new versions; 0 polls once at startup",
+    )
     # nargs="?" accepts both TF Serving's `--enable_batching` and `--enable_batching=true`.
     tfs.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
     tfs.add_argument("--batching_parameters_file", default="", help="text-proto BatchingParameters")
-    tfs.add_argument("--enable_model_warmup", type=_bool, nargs="?", const=True, default=True,
-                     help="replay assets.extra/tf_serving_warmup_requests (or a synthetic request) on load")
+    tfs.add_argument(
+        "--enable_model_warmup",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="replay assets.extra/tf_serving_warmup_requests (or a synthetic request) on load",
+    )
     own = p.add_argument_group("model_server's own flags")
-    own.add_argument("--host", default="127.0.0.1",
-                     help="address to bind (default loopback only; use 0.0.0.0 in a container or behind a proxy)")
+    own.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default loopback only; use 0.0.0.0 in a container or behind a proxy)",
+    )
     own.add_argument("--port_file", default="", help="write the bound ports as JSON here once listening")
-    own.add_argument("--custom_op_modules", default="tensorflow_text",  # = model.DEFAULT_OP_MODULES
-                     help="comma-separated Python modules imported before loading models, to register custom ops")
-    own.add_argument("--num_request_threads", type=int, default=0,
-                     help="threads running the model when batching is off (0: one per CPU core)")
-    own.add_argument("--max_request_bytes", type=int, default=10 * 1024 * 1024,
-                     help="largest request body (REST: 413 beyond it; gRPC: RESOURCE_EXHAUSTED)")
+    own.add_argument(
+        "--custom_op_modules",
+        default="tensorflow_text",  # = model.DEFAULT_OP_MODULES
+        help="comma-separated Python modules imported before loading models, to register custom ops",
+    )
+    own.add_argument(
+        "--num_request_threads",
+        type=int,
+        default=0,
+        help="threads running the model when batching is off (0: one per CPU core)",
+    )
+    own.add_argument(
+        "--max_request_bytes",
+        type=int,
+        default=10 * 1024 * 1024,
+        help="largest request body (REST: 413 beyond it; gRPC: RESOURCE_EXHAUSTED)",
+    )
     own.add_argument("--max_instances_per_request", type=int, default=1024, help="largest batch in one request")
-    own.add_argument("--allow_empty_text", type=_bool, nargs="?", const=True, default=False,
-                     help="accept empty or whitespace-only strings for 'text' inputs (rejected with 400 by default)")
+    own.add_argument(
+        "--allow_empty_text",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="accept empty or whitespace-only strings for 'text' inputs (rejected with 400 by default)",
+    )
     own.add_argument("--access_log_path", default="-", help="JSON-lines access log; '-' is stderr, '' disables it")
-    own.add_argument("--request_log_path", default="",
-                     help="opt-in JSON-lines log of request text (PII masked) and predictions, for drift monitoring")
+    own.add_argument(
+        "--request_log_path",
+        default="",
+        help="opt-in JSON-lines log of request text (PII masked) and predictions, for drift monitoring",
+    )
     own.add_argument("--request_log_sample_rate", type=float, default=1.0, help="fraction of requests logged")
-    own.add_argument("--shutdown_grace_seconds", type=float, default=10.0,
-                     help="on SIGTERM/SIGINT, how long in-flight requests may take to finish")
+    own.add_argument(
+        "--shutdown_grace_seconds",
+        type=float,
+        default=10.0,
+        help="on SIGTERM/SIGINT, how long in-flight requests may take to finish",
+    )
     own.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 

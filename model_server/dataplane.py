@@ -52,8 +52,14 @@ def _shape_text(shape) -> str:
 
 
 class DataPlane:
-    def __init__(self, repository: ModelRepository, direct: DirectRunner, batcher: BatchScheduler | None,
-                 options: PlaneOptions, request_log: RequestLog | None = None):
+    def __init__(
+        self,
+        repository: ModelRepository,
+        direct: DirectRunner,
+        batcher: BatchScheduler | None,
+        options: PlaneOptions,
+        request_log: RequestLog | None = None,
+    ):
         self.repository = repository
         self._direct = direct
         self._batcher = batcher
@@ -80,8 +86,14 @@ class DataPlane:
 
     # --- inference -----------------------------------------------------------------------------------------------
 
-    async def predict(self, ref: ModelRef, signature_name: str, decode: InputDecoder, request_id: str = "",
-                      output_filter: Sequence[str] = ()) -> PredictResult:
+    async def predict(
+        self,
+        ref: ModelRef,
+        signature_name: str,
+        decode: InputDecoder,
+        request_id: str = "",
+        output_filter: Sequence[str] = (),
+    ) -> PredictResult:
         model = self.model(ref)
         sig = model.signature(signature_name)
         inputs = decode(sig)
@@ -109,9 +121,7 @@ class DataPlane:
             f"use Predict (REST :predict) instead"
         )
 
-    def _validate(
-        self, model: ServableModel, sig: SignatureInfo, inputs: Mapping[str, np.ndarray]
-    ) -> tuple[int, bool]:
+    def _validate(self, model: ServableModel, sig: SignatureInfo, inputs: Mapping[str, np.ndarray]) -> tuple[int, bool]:
         """Names, dtypes, shapes, batch size and text content; returns (batch size, batchable)."""
         expected = set(sig.inputs)
         got = set(inputs)

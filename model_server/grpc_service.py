@@ -62,8 +62,13 @@ def _ref(spec, call: _Call) -> ModelRef:
 class GrpcTransport:
     """Shared plumbing of both services: request ids, error mapping, metrics, access log, draining."""
 
-    def __init__(self, plane: DataPlane, metrics: Metrics, access_log: AccessLog,
-                 reload_config: Callable[[Sequence[ModelConfig]], Awaitable[None]]):
+    def __init__(
+        self,
+        plane: DataPlane,
+        metrics: Metrics,
+        access_log: AccessLog,
+        reload_config: Callable[[Sequence[ModelConfig]], Awaitable[None]],
+    ):
         self.plane = plane
         self._metrics = metrics
         self._access_log = access_log
@@ -71,8 +76,15 @@ class GrpcTransport:
         self._inflight = metrics.inflight.labels("grpc")
         self.draining = False
 
-    async def call(self, service: str, method: str, request: Any, context: grpc.aio.ServicerContext,
-                   handler: Callable[[Any, _Call], Awaitable[Any]], empty: Callable[[], Any]) -> Any:
+    async def call(
+        self,
+        service: str,
+        method: str,
+        request: Any,
+        context: grpc.aio.ServicerContext,
+        handler: Callable[[Any, _Call], Awaitable[Any]],
+        empty: Callable[[], Any],
+    ) -> Any:
         start = time.perf_counter()
         metadata = dict(context.invocation_metadata() or ())
         header_id = metadata.get("x-request-id", "")
@@ -97,8 +109,16 @@ class GrpcTransport:
         self._record(service, method, call, error, request, response, time.perf_counter() - start)
         return response
 
-    def _record(self, service: str, method: str, call: _Call, error: ServingError | None, request: Any,
-                response: Any, seconds: float) -> None:
+    def _record(
+        self,
+        service: str,
+        method: str,
+        call: _Call,
+        error: ServingError | None,
+        request: Any,
+        response: Any,
+        seconds: float,
+    ) -> None:
         code = error.code.name if error is not None else "OK"
         model = self.plane.metric_model_label(call.model)
         name = method.lower()
@@ -107,22 +127,24 @@ class GrpcTransport:
         if error is not None:
             self._metrics.request_errors.labels("grpc", model, name, code).inc()
         if self._access_log.enabled:
-            self._access_log.write({
-                "ts": utc_now(),
-                "request_id": call.request_id,
-                "protocol": "grpc",
-                "path": f"/{service}/{method}",
-                "method": name,
-                "model": call.model,
-                "version": call.version,
-                "signature": call.signature,
-                "status": (error.code if error is not None else Code.OK).value,
-                "code": code,
-                "instances": call.instances,
-                "request_bytes": request.ByteSize(),
-                "response_bytes": response.ByteSize(),
-                "duration_ms": round(seconds * 1000, 3),
-            })
+            self._access_log.write(
+                {
+                    "ts": utc_now(),
+                    "request_id": call.request_id,
+                    "protocol": "grpc",
+                    "path": f"/{service}/{method}",
+                    "method": name,
+                    "model": call.model,
+                    "version": call.version,
+                    "signature": call.signature,
+                    "status": (error.code if error is not None else Code.OK).value,
+                    "code": code,
+                    "instances": call.instances,
+                    "request_bytes": request.ByteSize(),
+                    "response_bytes": response.ByteSize(),
+                    "duration_ms": round(seconds * 1000, 3),
+                }
+            )
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -130,8 +152,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._t = transport
 
     async def Predict(self, request, context):  # noqa: N802 - gRPC method names
-        return await self._t.call(PREDICTION_SERVICE, "Predict", request, context, self._predict,
-                                  predict_pb2.PredictResponse)
+        return await self._t.call(
+            PREDICTION_SERVICE, "Predict", request, context, self._predict, predict_pb2.PredictResponse
+        )
 
     async def _predict(self, request: predict_pb2.PredictRequest, call: _Call) -> predict_pb2.PredictResponse:
         ref = _ref(request.model_spec, call)
@@ -141,8 +164,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         def decode(sig):
             return {name: tensors.proto_to_ndarray(proto, name) for name, proto in request.inputs.items()}
 
-        result = await self._t.plane.predict(ref, signature_name, decode, call.request_id,
-                                             output_filter=list(request.output_filter))
+        result = await self._t.plane.predict(
+            ref, signature_name, decode, call.request_id, output_filter=list(request.output_filter)
+        )
         call.version = result.model.version
         call.instances = result.batch_size
         response = predict_pb2.PredictResponse()
@@ -155,8 +179,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     async def GetModelMetadata(self, request, context):  # noqa: N802
-        return await self._t.call(PREDICTION_SERVICE, "GetModelMetadata", request, context, self._metadata,
-                                  get_model_metadata_pb2.GetModelMetadataResponse)
+        return await self._t.call(
+            PREDICTION_SERVICE,
+            "GetModelMetadata",
+            request,
+            context,
+            self._metadata,
+            get_model_metadata_pb2.GetModelMetadataResponse,
+        )
 
     async def _metadata(self, request, call: _Call):
         ref = _ref(request.model_spec, call)
@@ -196,11 +226,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         async def handler(req, call: _Call):
             for task in req.tasks:  # every named model must exist before we say "unsupported"
                 self._t.plane.model(_ref(task.model_spec, call))
-            raise ServingError("MultiInference is not supported by this model server; use Predict instead",
-                               Code.UNIMPLEMENTED)
+            raise ServingError(
+                "MultiInference is not supported by this model server; use Predict instead", Code.UNIMPLEMENTED
+            )
 
-        return await self._t.call(PREDICTION_SERVICE, "MultiInference", request, context, handler,
-                                  inference_pb2.MultiInferenceResponse)
+        return await self._t.call(
+            PREDICTION_SERVICE, "MultiInference", request, context, handler, inference_pb2.MultiInferenceResponse
+        )
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -208,8 +240,9 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self._t = transport
 
     async def GetModelStatus(self, request, context):  # noqa: N802
-        return await self._t.call(MODEL_SERVICE, "GetModelStatus", request, context, self._status,
-                                  get_model_status_pb2.GetModelStatusResponse)
+        return await self._t.call(
+            MODEL_SERVICE, "GetModelStatus", request, context, self._status, get_model_status_pb2.GetModelStatusResponse
+        )
 
     async def _status(self, request, call: _Call):
         ref = _ref(request.model_spec, call)
@@ -223,8 +256,14 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
     async def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-        return await self._t.call(MODEL_SERVICE, "HandleReloadConfigRequest", request, context, self._reload,
-                                  model_management_pb2.ReloadConfigResponse)
+        return await self._t.call(
+            MODEL_SERVICE,
+            "HandleReloadConfigRequest",
+            request,
+            context,
+            self._reload,
+            model_management_pb2.ReloadConfigResponse,
+        )
 
     async def _reload(self, request, call: _Call):
         config: model_server_config_pb2.ModelServerConfig = request.config

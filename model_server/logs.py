@@ -111,8 +111,15 @@ class RequestLog:
         self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
         self._thread.start()
 
-    def submit(self, request_id: str, model: str, version: int, signature: str,
-               inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> None:
+    def submit(
+        self,
+        request_id: str,
+        model: str,
+        version: int,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Mapping[str, np.ndarray],
+    ) -> None:
         if self._sample_rate < 1.0 and random.random() >= self._sample_rate:
             return
         try:
@@ -143,8 +150,14 @@ class RequestLog:
             return  # nothing textual to monitor
         per_row = {k: v for k, v in outputs.items() if v.ndim >= 1 and v.shape[0] == len(texts)}
         for i, text in enumerate(texts):
-            record = {"ts": ts, "request_id": request_id, "model": model, "version": version,
-                      "signature": signature, REVIEW_KEY: mask_pii(text)}
+            record = {
+                "ts": ts,
+                "request_id": request_id,
+                "model": model,
+                "version": version,
+                "signature": signature,
+                REVIEW_KEY: mask_pii(text),
+            }
             for k, v in per_row.items():
                 value = v[i]
                 record[k] = _json_value(value) if np.ndim(value) == 0 else [_json_value(x) for x in value.ravel()]

@@ -87,8 +87,11 @@ class ServableModel:
             if not isinstance(outputs, Mapping):
                 log.warning("%s: signature %r has non-dict outputs; skipped", self, sig_name)
                 continue
-            method = self._signature_def_map.signature_def[sig_name].method_name if (
-                sig_name in self._signature_def_map.signature_def) else "tensorflow/serving/predict"
+            method = (
+                self._signature_def_map.signature_def[sig_name].method_name
+                if (sig_name in self._signature_def_map.signature_def)
+                else "tensorflow/serving/predict"
+            )
             self.signatures[sig_name] = SignatureInfo(
                 name=sig_name,
                 inputs={k: _tensor_info(k, spec) for k, spec in sorted(kwargs.items())},
@@ -169,8 +172,9 @@ class ServableModel:
                     self.predict(sig_name, synthetic_inputs(sig, n))
                     self.warmup_requests += 1
                 except Exception as exc:  # noqa: BLE001 - our guessed input may not suit a foreign model
-                    log.warning("%s: synthetic warm-up of signature %r (batch %d) failed: %s",
-                                self, sig_name, n, _short(exc))
+                    log.warning(
+                        "%s: synthetic warm-up of signature %r (batch %d) failed: %s", self, sig_name, n, _short(exc)
+                    )
                     break
 
     def _replay_warmup_file(self, path: str) -> int:

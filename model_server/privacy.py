@@ -51,9 +51,7 @@ _PHONE = re.compile(
     r"(?![\w/%]|[.,]\d)"
 )
 _YEAR = re.compile(r"(?:1[89]|20)\d\d")
-_DATE = re.compile(
-    r"(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:\d{4}|\d{2}))"
-)
+_DATE = re.compile(r"(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./](?:\d{4}|\d{2}))")
 
 
 def _mask_url(m: re.Match) -> str:
@@ -65,7 +63,7 @@ def _mask_url(m: re.Match) -> str:
     # keep a closing bracket that belongs to the URL, e.g. https://en.wikipedia.org/wiki/Heat_(1995_film)
     while stripped.count("(") > stripped.count(")") and len(stripped) < len(text) and text[len(stripped)] == ")":
         stripped += ")"
-    return URL_MASK + text[len(stripped):]
+    return URL_MASK + text[len(stripped) :]
 
 
 def _is_phone(candidate: str) -> bool:
@@ -92,7 +90,7 @@ def _mask_phone(m: re.Match) -> str:
         core = text.strip("()") if text.count("(") != text.count(")") else text
         if core != text:
             lead = text[: text.index(core)]
-            return lead + (PHONE_MASK if _is_phone(core) else core) + text[len(lead) + len(core):]
+            return lead + (PHONE_MASK if _is_phone(core) else core) + text[len(lead) + len(core) :]
     return PHONE_MASK if _is_phone(text) else text
 
 

@@ -267,8 +267,12 @@ class ModelVersionManager:
                 self._unsettled = True
                 continue  # new or still being written: look again next poll
             if not _has_saved_model(path):
-                self._fail(version, fp, Code.NOT_FOUND,
-                           f"SavedModel file does not exist at: {path}/{{saved_model.pbtxt|saved_model.pb}}")
+                self._fail(
+                    version,
+                    fp,
+                    Code.NOT_FOUND,
+                    f"SavedModel file does not exist at: {path}/{{saved_model.pbtxt|saved_model.pb}}",
+                )
                 continue
             result.append(version)
         return result
@@ -292,8 +296,13 @@ class ModelVersionManager:
         self._publish({**self._snapshot.models, version: model})
         self._failed.pop(version, None)
         self._set_status(version, State.AVAILABLE)
-        log.info("model %s: version %d AVAILABLE after %.2fs (%d warm-up requests)",
-                 self.name, version, elapsed, model.warmup_requests)
+        log.info(
+            "model %s: version %d AVAILABLE after %.2fs (%d warm-up requests)",
+            self.name,
+            version,
+            elapsed,
+            model.warmup_requests,
+        )
         return True
 
     def _fail(self, version: int, fp: Fingerprint, code: Code, message: str) -> None:

@@ -79,8 +79,9 @@ def _parse_version(text: str | None) -> int | None:
 
 
 class RestTransport:
-    def __init__(self, plane: DataPlane, metrics: Metrics, access_log: AccessLog, max_request_bytes: int,
-                 timeout_seconds: float):
+    def __init__(
+        self, plane: DataPlane, metrics: Metrics, access_log: AccessLog, max_request_bytes: int, timeout_seconds: float
+    ):
         self._plane = plane
         self._metrics = metrics
         self._access_log = access_log
@@ -128,23 +129,25 @@ class RestTransport:
         if not self._access_log.enabled:
             return
         body = getattr(response, "body", None)
-        self._access_log.write({
-            "ts": utc_now(),
-            "request_id": call.request_id,
-            "protocol": "rest",
-            "http_method": request.method,
-            "path": request.rel_url.raw_path[:200],
-            "method": call.method,
-            "model": call.model,
-            "version": call.version,
-            "signature": call.signature,
-            "status": response.status,
-            "code": code,
-            "instances": call.instances,
-            "request_bytes": call.request_bytes or request.content_length or 0,
-            "response_bytes": len(body) if isinstance(body, bytes | bytearray) else None,
-            "duration_ms": round(seconds * 1000, 3),
-        })
+        self._access_log.write(
+            {
+                "ts": utc_now(),
+                "request_id": call.request_id,
+                "protocol": "rest",
+                "http_method": request.method,
+                "path": request.rel_url.raw_path[:200],
+                "method": call.method,
+                "model": call.model,
+                "version": call.version,
+                "signature": call.signature,
+                "status": response.status,
+                "code": code,
+                "instances": call.instances,
+                "request_bytes": call.request_bytes or request.content_length or 0,
+                "response_bytes": len(body) if isinstance(body, bytes | bytearray) else None,
+                "duration_ms": round(seconds * 1000, 3),
+            }
+        )
 
     async def _route(self, request: web.Request, call: _Call) -> web.StreamResponse:
         path = request.rel_url.raw_path
@@ -245,16 +248,18 @@ class RestTransport:
 
     def _status(self, ref: ModelRef) -> web.Response:
         statuses = self._plane.model_status(ref)
-        return _json_response({
-            "model_version_status": [
-                {
-                    "version": str(s.version),
-                    "state": s.state.name,
-                    "status": {"error_code": s.error_code.name, "error_message": s.error_message},
-                }
-                for s in statuses
-            ]
-        })
+        return _json_response(
+            {
+                "model_version_status": [
+                    {
+                        "version": str(s.version),
+                        "state": s.state.name,
+                        "status": {"error_code": s.error_code.name, "error_message": s.error_message},
+                    }
+                    for s in statuses
+                ]
+            }
+        )
 
     def _metadata(self, ref: ModelRef, call: _Call) -> web.Response:
         model = self._plane.model_metadata(ref)
@@ -262,7 +267,9 @@ class RestTransport:
         signature_def = json_format.MessageToDict(
             model.signature_def_map, preserving_proto_field_name=True, including_default_value_fields=True
         )
-        return _json_response({
-            "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
-            "metadata": {"signature_def": signature_def},
-        })
+        return _json_response(
+            {
+                "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
+                "metadata": {"signature_def": signature_def},
+            }
+        )

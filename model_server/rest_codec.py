@@ -54,9 +54,7 @@ def _preview(v: Any) -> str:
 
 
 def _type_error(v: Any, dtype: DType) -> InvalidArgument:
-    return InvalidArgument(
-        f"JSON Value: {_preview(v)} Type: {_json_type(v)} is not of expected type: {dtype.display}"
-    )
+    return InvalidArgument(f"JSON Value: {_preview(v)} Type: {_json_type(v)} is not of expected type: {dtype.display}")
 
 
 def parse_json(body: bytes) -> Any:
@@ -89,8 +87,9 @@ def parse_predict_body(body: bytes) -> PredictBody:
         raise InvalidArgument("Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist")
     if not has_instances and not has_inputs:
         raise InvalidArgument("Missing 'inputs' or 'instances' key")
-    return PredictBody(signature_name or "serving_default", has_instances,
-                       doc["instances"] if has_instances else doc["inputs"])
+    return PredictBody(
+        signature_name or "serving_default", has_instances, doc["instances"] if has_instances else doc["inputs"]
+    )
 
 
 def _is_b64(v: Any) -> bool:

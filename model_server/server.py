@@ -39,7 +39,8 @@ class ModelServer:
         self.access_log = AccessLog(options.access_log_path)
         self.request_log = (
             RequestLog(options.request_log_path, options.request_log_sample_rate, self.metrics)
-            if options.request_log_path else None
+            if options.request_log_path
+            else None
         )
         self._warmup_sizes = batch_sizes_for_warmup(options.enable_batching, options.batching.allowed_batch_sizes)
         self.repository = ModelRepository(
@@ -48,11 +49,15 @@ class ModelServer:
         self.direct = DirectRunner(options.request_threads, self.metrics)
         self.batcher = BatchScheduler(options.batching, self.metrics) if options.enable_batching else None
         self.plane = DataPlane(
-            self.repository, self.direct, self.batcher,
-            PlaneOptions(options.max_instances_per_request, options.allow_empty_text), self.request_log,
+            self.repository,
+            self.direct,
+            self.batcher,
+            PlaneOptions(options.max_instances_per_request, options.allow_empty_text),
+            self.request_log,
         )
-        self.rest = RestTransport(self.plane, self.metrics, self.access_log, options.max_request_bytes,
-                                  options.rest_api_timeout_in_ms / 1000)
+        self.rest = RestTransport(
+            self.plane, self.metrics, self.access_log, options.max_request_bytes, options.rest_api_timeout_in_ms / 1000
+        )
         self.grpc = GrpcTransport(self.plane, self.metrics, self.access_log, self.reload_config)
         self.grpc_port = 0
         self.rest_port = 0
@@ -84,19 +89,26 @@ class ModelServer:
             # Imported while the ports already answer (readiness says "not ready"), before any model loads.
             imported = await asyncio.to_thread(import_op_libraries, o.custom_op_modules)
             log.info("custom op modules: %s", ", ".join(imported) or "none")
-        log.info("serving %s: gRPC %s, REST %s (bound to %s)", ", ".join(self.repository.names()),
-                 self.grpc_port or "off", self.rest_port or "off", o.host)
+        log.info(
+            "serving %s: gRPC %s, REST %s (bound to %s)",
+            ", ".join(self.repository.names()),
+            self.grpc_port or "off",
+            self.rest_port or "off",
+            o.host,
+        )
         self.repository.start()
         if o.model_config_file and o.model_config_file_poll_wait_seconds > 0:
             self._tasks.append(asyncio.create_task(self._watch_config_file()))
 
     async def _start_grpc(self) -> None:
         o = self.options
-        server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", o.max_request_bytes),
-            ("grpc.max_send_message_length", -1),
-            ("grpc.so_reuseport", 0),  # a taken port must fail loudly, not be shared
-        ])
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", o.max_request_bytes),
+                ("grpc.max_send_message_length", -1),
+                ("grpc.so_reuseport", 0),  # a taken port must fail loudly, not be shared
+            ]
+        )
         add_services(server, self.grpc)
         port = 0 if o.grpc_port == EPHEMERAL_PORT else o.grpc_port
         host = f"[{o.host}]" if ":" in o.host else o.host
@@ -113,8 +125,9 @@ class ModelServer:
     async def _start_rest(self) -> None:
         o = self.options
         port = 0 if o.rest_api_port == EPHEMERAL_PORT else o.rest_api_port
-        family, kind, proto, _, addr = socket.getaddrinfo(o.host, port, type=socket.SOCK_STREAM,
-                                                          flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            o.host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -124,8 +137,12 @@ class ModelServer:
             raise OSError(f"cannot bind REST to {o.host}:{port}: {exc.strerror}") from None
         sock.listen(1024)
         sock.setblocking(False)
-        runner = web.AppRunner(self.rest.build_app(), access_log=None, handle_signals=False,
-                               shutdown_timeout=max(o.shutdown_grace_seconds, 0.1))
+        runner = web.AppRunner(
+            self.rest.build_app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=max(o.shutdown_grace_seconds, 0.1),
+        )
         await runner.setup()
         await web.SockSite(runner, sock).start()
         self._rest_runner = runner
@@ -134,8 +151,12 @@ class ModelServer:
     def _write_port_file(self) -> None:
         if not self.options.port_file:
             return
-        doc = {"pid": os.getpid(), "host": self.options.host, "grpc_port": self.grpc_port,
-               "rest_api_port": self.rest_port}
+        doc = {
+            "pid": os.getpid(),
+            "host": self.options.host,
+            "grpc_port": self.grpc_port,
+            "rest_api_port": self.rest_port,
+        }
         tmp = f"{self.options.port_file}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(doc, f)
@@ -165,8 +186,11 @@ class ModelServer:
             log.warning("second %s: skipping the rest of the shutdown grace period", signame or "stop request")
             self._force.set()
             return
-        log.info("%s received: shutting down gracefully (grace %.1fs)", signame or "stop request",
-                 self.options.shutdown_grace_seconds)
+        log.info(
+            "%s received: shutting down gracefully (grace %.1fs)",
+            signame or "stop request",
+            self.options.shutdown_grace_seconds,
+        )
         self._stop.set()
 
     async def wait_stopped(self) -> None:
@@ -189,8 +213,9 @@ class ModelServer:
         force = asyncio.create_task(self._force.wait())
         pending = set(stops)
         while pending and not force.done() and time.monotonic() < deadline + 1:
-            _, still = await asyncio.wait(pending | {force}, return_when=asyncio.FIRST_COMPLETED,
-                                          timeout=deadline + 1 - time.monotonic())
+            _, still = await asyncio.wait(
+                pending | {force}, return_when=asyncio.FIRST_COMPLETED, timeout=deadline + 1 - time.monotonic()
+            )
             pending = still - {force}
         force.cancel()
         if pending and self._grpc_server is not None:

@@ -122,9 +122,7 @@ def proto_to_ndarray(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
     if arr.size == 1 and count > 1:
         # TensorProto semantics: a single value fills the whole tensor.
         return np.full(shape, arr[0], dtype=arr.dtype)
-    raise InvalidArgument(
-        f"Input '{name}': {arr.size} values do not fill shape {list(shape)} ({count} elements)"
-    )
+    raise InvalidArgument(f"Input '{name}': {arr.size} values do not fill shape {list(shape)} ({count} elements)")
 
 
 def ndarray_to_proto(

@@ -27,14 +27,44 @@ from model_server.contract import (
 )
 from model_server.model import WARMUP_FILE
 
-POSITIVE_WORDS = ("good", "great", "excellent", "wonderful", "amazing", "best", "love", "loved", "brilliant",
-                  "fantastic", "superb", "enjoyed")
-NEGATIVE_WORDS = ("bad", "terrible", "awful", "worst", "boring", "waste", "poor", "hate", "hated", "horrible",
-                  "dull", "disappointing")
+POSITIVE_WORDS = (
+    "good",
+    "great",
+    "excellent",
+    "wonderful",
+    "amazing",
+    "best",
+    "love",
+    "loved",
+    "brilliant",
+    "fantastic",
+    "superb",
+    "enjoyed",
+)
+NEGATIVE_WORDS = (
+    "bad",
+    "terrible",
+    "awful",
+    "worst",
+    "boring",
+    "waste",
+    "poor",
+    "hate",
+    "hated",
+    "horrible",
+    "dull",
+    "disappointing",
+)
 
 
-def build_toy_model(export_dir: str, bias: float = 0.0, warmup_texts: Sequence[str] = (), work_layers: int = 0,
-                    work_dim: int = 768, text_ops: bool = False) -> str:
+def build_toy_model(
+    export_dir: str,
+    bias: float = 0.0,
+    warmup_texts: Sequence[str] = (),
+    work_layers: int = 0,
+    work_dim: int = 768,
+    text_ops: bool = False,
+) -> str:
     """Write the SavedModel to ``export_dir`` (which must not exist yet) and return it.
 
     ``work_layers`` > 0 adds dense ``work_dim``-wide layers per instance whose result does not change the answer:
@@ -87,9 +117,7 @@ def build_toy_model(export_dir: str, bias: float = 0.0, warmup_texts: Sequence[s
     # The tf.function argument names become the signature input names (text / examples).
     serve = module.serve.get_concrete_function()
     serve_examples = module.serve_examples.get_concrete_function()
-    tf.saved_model.save(
-        module, export_dir, signatures={SERVING_SIGNATURE: serve, EXAMPLES_SIGNATURE: serve_examples}
-    )
+    tf.saved_model.save(module, export_dir, signatures={SERVING_SIGNATURE: serve, EXAMPLES_SIGNATURE: serve_examples})
     if warmup_texts:
         write_warmup_file(export_dir, warmup_texts)
     return export_dir

@@ -65,11 +65,15 @@ def shared_server(toy_models: dict[str, str], tmp_path_factory: pytest.TempPathF
         "max_enqueued_batches { value: 100 }\n"
     )
     server = start_server(
-        model_name=MODEL, model_base_path=str(base),
+        model_name=MODEL,
+        model_base_path=str(base),
         extra_args=[
-            "--enable_batching", f"--batching_parameters_file={batching}",
-            "--max_request_bytes=65536", "--max_instances_per_request=64",
-            f"--access_log_path={work / 'access.jsonl'}", f"--request_log_path={work / 'requests.jsonl'}",
+            "--enable_batching",
+            f"--batching_parameters_file={batching}",
+            "--max_request_bytes=65536",
+            "--max_instances_per_request=64",
+            f"--access_log_path={work / 'access.jsonl'}",
+            f"--request_log_path={work / 'requests.jsonl'}",
             "--file_system_poll_wait_seconds=0.2",
         ],
         log_path=str(work / "server.log"),
@@ -84,5 +88,3 @@ def shared_server(toy_models: dict[str, str], tmp_path_factory: pytest.TempPathF
 def rest(shared_server: ServerProcess) -> Iterator[RestClient]:
     with shared_server.rest_client() as client:
         yield client
-
-

@@ -56,8 +56,9 @@ def write_broken_version(base_path: Path, version: int) -> Path:
     return base_path / str(version)
 
 
-def call_json(client: RestClient, method: str, path: str, body: bytes | str | dict | None = None,
-              headers: dict | None = None) -> tuple[int, dict]:
+def call_json(
+    client: RestClient, method: str, path: str, body: bytes | str | dict | None = None, headers: dict | None = None
+) -> tuple[int, dict]:
     """One REST call; checks the invariants every answer must keep (JSON content type, error shape, no trace)."""
     if isinstance(body, dict):
         body = json.dumps(body)

@@ -46,8 +46,9 @@ def _run(coro):
 
 def test_concurrent_requests_are_scored_together() -> None:
     model = FakeModel()
-    scheduler = BatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=1_000_000, num_batch_threads=1),
-                               Metrics())
+    scheduler = BatchScheduler(
+        BatchingOptions(max_batch_size=8, batch_timeout_micros=1_000_000, num_batch_threads=1), Metrics()
+    )
 
     async def main():
         # Six requests arrive together; max size is not reached, so they leave together when the timeout hits
@@ -68,8 +69,9 @@ def test_concurrent_requests_are_scored_together() -> None:
 
 def test_a_full_batch_leaves_without_waiting_for_the_timeout() -> None:
     model = FakeModel()
-    scheduler = BatchScheduler(BatchingOptions(max_batch_size=4, batch_timeout_micros=60_000_000, num_batch_threads=1),
-                               Metrics())
+    scheduler = BatchScheduler(
+        BatchingOptions(max_batch_size=4, batch_timeout_micros=60_000_000, num_batch_threads=1), Metrics()
+    )
 
     async def main():
         return await asyncio.gather(*(scheduler.run(model, "s", _x(i, i), 2) for i in range(2)))
@@ -83,8 +85,9 @@ def test_a_full_batch_leaves_without_waiting_for_the_timeout() -> None:
 def test_batches_are_padded_to_allowed_sizes_and_the_padding_is_cut_off() -> None:
     model = FakeModel()
     metrics = Metrics()
-    scheduler = BatchScheduler(BatchingOptions(max_batch_size=8, allowed_batch_sizes=(4, 8), num_batch_threads=1),
-                               metrics)
+    scheduler = BatchScheduler(
+        BatchingOptions(max_batch_size=8, allowed_batch_sizes=(4, 8), num_batch_threads=1), metrics
+    )
     result = _run(scheduler.run(model, "s", _x(1, 2, 3), 3))
     scheduler.stop()
     assert model.batches == [[1.0, 2.0, 3.0, 3.0]]  # padded with the last row
@@ -104,9 +107,7 @@ def test_an_oversized_request_is_split_into_max_batch_size_chunks() -> None:
 def test_a_full_queue_refuses_work_with_resource_exhausted() -> None:
     model = FakeModel()
     metrics = Metrics()
-    scheduler = BatchScheduler(
-        BatchingOptions(max_batch_size=2, max_enqueued_batches=1, num_batch_threads=1), metrics
-    )
+    scheduler = BatchScheduler(BatchingOptions(max_batch_size=2, max_enqueued_batches=1, num_batch_threads=1), metrics)
 
     async def main():
         model.gate.clear()
@@ -151,8 +152,9 @@ def test_queues_are_separate_per_model_and_signature() -> None:
     scheduler = BatchScheduler(BatchingOptions(max_batch_size=8, num_batch_threads=1), Metrics())
 
     async def main():
-        return await asyncio.gather(scheduler.run(a, "s", _x(1), 1), scheduler.run(b, "s", _x(2), 1),
-                                    scheduler.run(a, "t", _x(3), 1))
+        return await asyncio.gather(
+            scheduler.run(a, "s", _x(1), 1), scheduler.run(b, "s", _x(2), 1), scheduler.run(a, "t", _x(3), 1)
+        )
 
     _run(main())
     scheduler.stop()

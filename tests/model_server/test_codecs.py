@@ -26,8 +26,12 @@ MULTI = _sig({"ids": ("int64", (None, 3)), "weight": ("float32", (None,)), "flag
 
 
 def test_proto_to_ndarray_reads_val_fields_tensor_content_and_broadcasts() -> None:
-    for value in (np.array([[1.5, 2.5]], dtype=np.float32), np.array([1, 2, 3], dtype=np.int64),
-                  np.array([True, False]), np.array([b"a", b"\xff"], dtype=object)):
+    for value in (
+        np.array([[1.5, 2.5]], dtype=np.float32),
+        np.array([1, 2, 3], dtype=np.int64),
+        np.array([True, False]),
+        np.array([b"a", b"\xff"], dtype=object),
+    ):
         proto = tf.make_tensor_proto(value)
         np.testing.assert_array_equal(tensors.proto_to_ndarray(proto, "x"), value)
     proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[7.0])
@@ -64,8 +68,9 @@ def test_ndarray_to_proto_uses_val_fields_like_tf_serving() -> None:
 
 
 def test_row_format_with_several_inputs() -> None:
-    inputs = rest_codec.decode_instances([{"ids": [1, 2, 3], "weight": 0.5, "flag": True},
-                                          {"ids": [4, 5, 6], "weight": 2, "flag": False}], MULTI)
+    inputs = rest_codec.decode_instances(
+        [{"ids": [1, 2, 3], "weight": 0.5, "flag": True}, {"ids": [4, 5, 6], "weight": 2, "flag": False}], MULTI
+    )
     assert inputs["ids"].dtype == np.int64 and inputs["ids"].tolist() == [[1, 2, 3], [4, 5, 6]]
     assert inputs["weight"].dtype == np.float32 and inputs["weight"].tolist() == [0.5, 2.0]
     assert inputs["flag"].tolist() == [True, False]
@@ -79,12 +84,18 @@ def test_columnar_format_with_several_inputs() -> None:
 @pytest.mark.parametrize(
     ("instances", "message"),
     [
-        ([{"ids": [1.5, 2, 3], "weight": 1.0, "flag": True}], "JSON Value: 1.5 Type: Number is not of expected type: "
-                                                               "int64"),
-        ([{"ids": [1, 2, 3], "weight": "1", "flag": True}], 'JSON Value: "1" Type: String is not of expected type: '
-                                                             "float"),
-        ([{"ids": [1, 2, 3], "weight": True, "flag": True}], "JSON Value: true Type: True is not of expected type: "
-                                                              "float"),
+        (
+            [{"ids": [1.5, 2, 3], "weight": 1.0, "flag": True}],
+            "JSON Value: 1.5 Type: Number is not of expected type: int64",
+        ),
+        (
+            [{"ids": [1, 2, 3], "weight": "1", "flag": True}],
+            'JSON Value: "1" Type: String is not of expected type: float',
+        ),
+        (
+            [{"ids": [1, 2, 3], "weight": True, "flag": True}],
+            "JSON Value: true Type: True is not of expected type: float",
+        ),
         ([{"ids": [1, 2, 3], "weight": 1.0, "flag": 1}], "JSON Value: 1 Type: Number is not of expected type: bool"),
         ([{"ids": [2**70, 2, 3], "weight": 1.0, "flag": True}], "does not fit dtype int64"),
         ([{"ids": [1, 2, 3], "weight": 1.0, "flag": True}, "bare"], "Expecting object but got String at item 1"),

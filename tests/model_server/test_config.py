@@ -86,14 +86,18 @@ def test_model_config_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("model_config_list { config { name: 'a' base_path: '/a' } config { name: 'a' base_path: '/b' } }",
-         "appears twice"),
+        (
+            "model_config_list { config { name: 'a' base_path: '/a' } config { name: 'a' base_path: '/b' } }",
+            "appears twice",
+        ),
         ("model_config_list { config { name: 'a' } }", "needs a base_path"),
         ("model_config_list { config { base_path: '/a' } }", "needs a name"),
         ("model_config_list { }", "no model configured"),
         ("model_config_list { config { name: 'a' base_path: '/a' model_platform: 'pytorch' } }", "tensorflow"),
-        ("model_config_list { config { name: 'a' base_path: '/a' model_version_policy { specific { } } } }",
-         "lists no versions"),
+        (
+            "model_config_list { config { name: 'a' base_path: '/a' model_version_policy { specific { } } } }",
+            "lists no versions",
+        ),
         ("model_config_list { config { nam: 'a' } }", "nam"),
         ("custom_model_config { }", "custom_model_config is not supported"),
     ],
@@ -134,8 +138,10 @@ def test_batching_defaults_match_tf_serving() -> None:
     ("text", "message"),
     [
         ("max_batch_size { value: 32 } allowed_batch_sizes: 8 allowed_batch_sizes: 16", "must equal max_batch_size"),
-        ("max_batch_size { value: 8 } allowed_batch_sizes: 8 allowed_batch_sizes: 4 allowed_batch_sizes: 8",
-         "strictly increasing"),
+        (
+            "max_batch_size { value: 8 } allowed_batch_sizes: 8 allowed_batch_sizes: 4 allowed_batch_sizes: 8",
+            "strictly increasing",
+        ),
         ("max_batch_size { value: 0 }", "max_batch_size must be positive"),
         ("max_batch_size: 32", r"1:17 .*Expected \"{\""),  # not a wrapper message: a parse error with position
     ],
@@ -149,9 +155,15 @@ def test_importing_the_package_has_no_side_effects() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, model_server, model_server.config, model_server.errors;"
-            "assert 'tensorflow' not in sys.modules, 'tensorflow imported';"
-            "assert not any(m.startswith('model_server.server') for m in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code, "--port=1"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    code = (
+        "import sys, model_server, model_server.config, model_server.errors;"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported';"
+        "assert not any(m.startswith('model_server.server') for m in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "--port=1"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert result.returncode == 0, result.stderr

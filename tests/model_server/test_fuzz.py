@@ -16,8 +16,13 @@ from ms_helpers import MODEL
 
 from model_server.client import RestClient
 
-SETTINGS = settings(max_examples=250, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=250,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 names = st.sampled_from([MODEL, "nope", "", "a:b", "%2F", "..", "\u00e9", "x" * 300])
 segments = st.text(min_size=0, max_size=12).map(lambda s: quote(s, safe=""))
@@ -45,18 +50,29 @@ def paths(draw) -> str:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["instances", "inputs", "signature_name", "text", "examples", "b64", "x"])
-        | st.text(max_size=5),
-        children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["instances", "inputs", "signature_name", "text", "examples", "b64", "x"])
+            | st.text(max_size=5),
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=20,
 )
 
 
-texts = st.one_of(st.sampled_from(["A great film.", "awful", "ok", "Ünïcödé ☃ 😀", "x" * 2000]),
-                  st.text(min_size=1, max_size=40), st.just(""))
-b64_values = st.one_of(texts.map(lambda t: base64.b64encode(t.encode("utf-8", "surrogatepass")).decode()),
-                       st.binary(max_size=30).map(lambda b: base64.b64encode(b).decode()), st.text(max_size=12))
+texts = st.one_of(
+    st.sampled_from(["A great film.", "awful", "ok", "Ünïcödé ☃ 😀", "x" * 2000]),
+    st.text(min_size=1, max_size=40),
+    st.just(""),
+)
+b64_values = st.one_of(
+    texts.map(lambda t: base64.b64encode(t.encode("utf-8", "surrogatepass")).decode()),
+    st.binary(max_size=30).map(lambda b: base64.b64encode(b).decode()),
+    st.text(max_size=12),
+)
 string_values = texts | st.fixed_dictionaries({"b64": b64_values})
 
 
@@ -65,14 +81,16 @@ def predict_documents(draw) -> dict:
     """Documents near the valid shape (most of them valid), where the interesting bugs are."""
     doc = {}
     key = draw(st.sampled_from(["instances", "instances", "instances", "inputs", "inputs", "both", "neither"]))
-    value = draw(st.one_of(
-        st.lists(string_values, min_size=1, max_size=5),
-        st.lists(st.fixed_dictionaries({"text": string_values}), min_size=1, max_size=3),
-        st.fixed_dictionaries({"text": st.lists(string_values, max_size=4)}),
-        st.lists(string_values | json_values, max_size=5),
-        st.dictionaries(st.sampled_from(["text", "examples", "y"]), json_values, max_size=3),
-        json_values,
-    ))
+    value = draw(
+        st.one_of(
+            st.lists(string_values, min_size=1, max_size=5),
+            st.lists(st.fixed_dictionaries({"text": string_values}), min_size=1, max_size=3),
+            st.fixed_dictionaries({"text": st.lists(string_values, max_size=4)}),
+            st.lists(string_values | json_values, max_size=5),
+            st.dictionaries(st.sampled_from(["text", "examples", "y"]), json_values, max_size=3),
+            json_values,
+        )
+    )
     if key in ("instances", "both"):
         doc["instances"] = value
     if key in ("inputs", "both"):
@@ -104,8 +122,11 @@ def _check(client: RestClient, method: str, path: str, body: bytes | None) -> No
 
 
 @SETTINGS
-@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]), path=paths(),
-       body=st.none() | bodies)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+    path=paths(),
+    body=st.none() | bodies,
+)
 @example(method="GET", path="/%0A", body=None)  # a decoded newline once escaped the catch-all route
 def test_any_request_gets_a_json_answer_and_never_a_5xx(rest: RestClient, method: str, path: str, body) -> None:
     if method == "HEAD":  # no body comes back to check; the status still must not be 5xx

@@ -38,8 +38,9 @@ def models(channel) -> model_service_pb2_grpc.ModelServiceStub:
     return model_service_pb2_grpc.ModelServiceStub(channel)
 
 
-def _request(inputs: dict, signature: str = "", model: str = MODEL, version: int | None = None,
-             label: str = "") -> predict_pb2.PredictRequest:
+def _request(
+    inputs: dict, signature: str = "", model: str = MODEL, version: int | None = None, label: str = ""
+) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
     if signature:
@@ -49,8 +50,9 @@ def _request(inputs: dict, signature: str = "", model: str = MODEL, version: int
     if label:
         request.model_spec.version_label = label
     for name, value in inputs.items():
-        request.inputs[name].CopyFrom(value if isinstance(value, tensor_pb2.TensorProto) else
-                                      tf.make_tensor_proto(value))
+        request.inputs[name].CopyFrom(
+            value if isinstance(value, tensor_pb2.TensorProto) else tf.make_tensor_proto(value)
+        )
     return request
 
 
@@ -68,7 +70,8 @@ def test_predict(predictions) -> None:
     assert response.model_spec.signature_name == "serving_default"
     # Values in the *_val fields, as TF Serving returns them (clients read float_val directly).
     assert list(response.outputs["probability"].float_val) == pytest.approx(
-        [expected_probability(t, V1_BIAS) for t in texts], abs=1e-6)
+        [expected_probability(t, V1_BIAS) for t in texts], abs=1e-6
+    )
     assert list(response.outputs["label"].string_val) == [b"positive", b"negative"]
     assert tf.make_ndarray(response.outputs["probability"]).shape == (2,)
 
@@ -80,8 +83,9 @@ def test_predict_accepts_tensor_content_and_a_pinned_version(predictions) -> Non
 
 
 def test_predict_from_examples_with_output_filter(predictions) -> None:
-    request = _request({"examples": [serialized_example("awful, the worst"), serialized_example("superb")]},
-                       signature="from_examples")
+    request = _request(
+        {"examples": [serialized_example("awful, the worst"), serialized_example("superb")]}, signature="from_examples"
+    )
     request.output_filter.append("label")
     response = predictions.Predict(request, timeout=30)
     assert list(response.outputs) == ["label"]
@@ -119,35 +123,71 @@ def _bad_content() -> tensor_pb2.TensorProto:
 
 
 GRPC_ERRORS = [
-    (dict(inputs={"text": ["a"]}, model="nope"), grpc.StatusCode.NOT_FOUND,
-     "Servable not found for request: Latest(nope)"),
-    (dict(inputs={"text": ["a"]}, version=7), grpc.StatusCode.NOT_FOUND,
-     f"Servable not found for request: Specific({MODEL}, 7)"),
-    (dict(inputs={"text": ["a"]}, label="canary"), grpc.StatusCode.INVALID_ARGUMENT,
-     "Unrecognized servable version label: canary"),
+    (
+        dict(inputs={"text": ["a"]}, model="nope"),
+        grpc.StatusCode.NOT_FOUND,
+        "Servable not found for request: Latest(nope)",
+    ),
+    (
+        dict(inputs={"text": ["a"]}, version=7),
+        grpc.StatusCode.NOT_FOUND,
+        f"Servable not found for request: Specific({MODEL}, 7)",
+    ),
+    (
+        dict(inputs={"text": ["a"]}, label="canary"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Unrecognized servable version label: canary",
+    ),
     (dict(inputs={"text": ["a"]}, model=""), grpc.StatusCode.INVALID_ARGUMENT, "Missing model name in request."),
-    (dict(inputs={"text": ["a"]}, signature="nope"), grpc.StatusCode.INVALID_ARGUMENT,
-     'Serving signature name: "nope" not found in signature def'),
-    (dict(inputs={"txt": ["a"]}), grpc.StatusCode.INVALID_ARGUMENT,
-     f"Request inputs do not match required inputs for model `{MODEL}`. Send extra: {{txt}}. "
-     f"Missing but required: {{text}}."),
-    (dict(inputs={"text": ["a"], "extra": ["b"]}), grpc.StatusCode.INVALID_ARGUMENT,
-     "~Send extra: {extra}. Missing but required: {}."),
+    (
+        dict(inputs={"text": ["a"]}, signature="nope"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        'Serving signature name: "nope" not found in signature def',
+    ),
+    (
+        dict(inputs={"txt": ["a"]}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"Request inputs do not match required inputs for model `{MODEL}`. Send extra: {{txt}}. "
+        f"Missing but required: {{text}}.",
+    ),
+    (
+        dict(inputs={"text": ["a"], "extra": ["b"]}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "~Send extra: {extra}. Missing but required: {}.",
+    ),
     (dict(inputs={}), grpc.StatusCode.INVALID_ARGUMENT, "~Send extra: {}. Missing but required: {text}."),
-    (dict(inputs={"text": [1.5]}), grpc.StatusCode.INVALID_ARGUMENT,
-     "Input 'text' expects dtype string but float was provided"),
-    (dict(inputs={"text": np.array([], dtype=object)}), grpc.StatusCode.INVALID_ARGUMENT,
-     "The request has an empty batch: send at least one instance"),
-    (dict(inputs={"text": ["ok", "  "]}), grpc.StatusCode.INVALID_ARGUMENT,
-     "Input 'text' instance 1 is empty or whitespace-only: send the text to classify"),
-    (dict(inputs={"text": [b"\xc3\x28"]}), grpc.StatusCode.INVALID_ARGUMENT,
-     "Input 'text' instance 0 is not valid UTF-8"),
-    (dict(inputs={"text": [["a"]]}), grpc.StatusCode.INVALID_ARGUMENT,
-     "Input 'text' has shape [1,1] but the signature expects [-1] (-1: any size)"),
+    (
+        dict(inputs={"text": [1.5]}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Input 'text' expects dtype string but float was provided",
+    ),
+    (
+        dict(inputs={"text": np.array([], dtype=object)}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "The request has an empty batch: send at least one instance",
+    ),
+    (
+        dict(inputs={"text": ["ok", "  "]}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Input 'text' instance 1 is empty or whitespace-only: send the text to classify",
+    ),
+    (
+        dict(inputs={"text": [b"\xc3\x28"]}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Input 'text' instance 0 is not valid UTF-8",
+    ),
+    (
+        dict(inputs={"text": [["a"]]}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Input 'text' has shape [1,1] but the signature expects [-1] (-1: any size)",
+    ),
     (dict(inputs={"text": ["x"] * 65}), grpc.StatusCode.INVALID_ARGUMENT, "~more than the limit of 64"),
     (dict(inputs={"text": _bad_content()}), grpc.StatusCode.INVALID_ARGUMENT, "~tensor_content holds 5 bytes"),
-    (dict(inputs={"examples": [b"\x0a\x05junk"]}, signature="from_examples"), grpc.StatusCode.INVALID_ARGUMENT,
-     "Could not parse example input"),
+    (
+        dict(inputs={"examples": [b"\x0a\x05junk"]}, signature="from_examples"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Could not parse example input",
+    ),
 ]
 
 
@@ -192,8 +232,11 @@ def test_classify_regress_and_multi_inference_are_unimplemented(predictions) -> 
     regress.model_spec.name = MODEL
     multi = inference_pb2.MultiInferenceRequest()
     multi.tasks.add().model_spec.name = MODEL
-    for call, request in ((predictions.Classify, classify), (predictions.Regress, regress),
-                          (predictions.MultiInference, multi)):
+    for call, request in (
+        (predictions.Classify, classify),
+        (predictions.Regress, regress),
+        (predictions.MultiInference, multi),
+    ):
         err = _error(call, request)
         assert err.code() == grpc.StatusCode.UNIMPLEMENTED and "use Predict" in err.details()
     classify.model_spec.name = "nope"

@@ -22,10 +22,14 @@ def test_concurrent_requests_are_batched(spawn, toy_models, tmp_path: Path) -> N
     base = tmp_path / MODEL
     copy_version(toy_models["v1"], base, 1)
     params = tmp_path / "batching.txt"
-    params.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 200000 }\n"
-                      "num_batch_threads { value: 1 }\n")
-    server = spawn(model_name=MODEL, model_base_path=str(base),
-                   extra_args=["--enable_batching", f"--batching_parameters_file={params}"])
+    params.write_text(
+        "max_batch_size { value: 8 }\nbatch_timeout_micros { value: 200000 }\nnum_batch_threads { value: 1 }\n"
+    )
+    server = spawn(
+        model_name=MODEL,
+        model_base_path=str(base),
+        extra_args=["--enable_batching", f"--batching_parameters_file={params}"],
+    )
     server.wait_for_model(MODEL, timeout=180)
     barrier = threading.Barrier(8)
     results: list[str] = []
@@ -57,11 +61,17 @@ def test_metrics_endpoint(shared_server, rest: RestClient) -> None:
     status, headers, data = rest.request("GET", "/metrics")
     assert status == 200 and headers["content-type"].startswith("text/plain")
     text = data.decode()
-    for name in ("model_server_requests_total", "model_server_request_errors_total",
-                 "model_server_request_latency_seconds_bucket", "model_server_batch_size_bucket",
-                 "model_server_model_run_seconds_bucket", "model_server_batch_queue_depth",
-                 "model_server_loaded_versions", "model_server_model_load_seconds_bucket",
-                 "model_server_inflight_requests"):
+    for name in (
+        "model_server_requests_total",
+        "model_server_request_errors_total",
+        "model_server_request_latency_seconds_bucket",
+        "model_server_batch_size_bucket",
+        "model_server_model_run_seconds_bucket",
+        "model_server_batch_queue_depth",
+        "model_server_loaded_versions",
+        "model_server_model_load_seconds_bucket",
+        "model_server_inflight_requests",
+    ):
         assert f"\n{name}" in text, name
     predicts = metric_samples(text, "model_server_requests_total")
     assert predicts[(("code", "OK"), ("method", "predict"), ("model", MODEL), ("protocol", "rest"))] >= 1
@@ -73,10 +83,14 @@ def test_metrics_endpoint(shared_server, rest: RestClient) -> None:
 
 
 def test_logs_keep_text_private(shared_server, rest: RestClient) -> None:
-    text = (f"{SECRET} great film! mail me at critic@example.com, see www.example.org/review or "
-            f"call +44 20 7946 0958")
-    status, _ = call_json(rest, "POST", f"/v1/models/{MODEL}:predict", {"instances": [text, "dull"]},
-                          headers={"X-Request-Id": "privacy-check"})
+    text = f"{SECRET} great film! mail me at critic@example.com, see www.example.org/review or call +44 20 7946 0958"
+    status, _ = call_json(
+        rest,
+        "POST",
+        f"/v1/models/{MODEL}:predict",
+        {"instances": [text, "dull"]},
+        headers={"X-Request-Id": "privacy-check"},
+    )
     assert status == 200
     call_json(rest, "POST", f"/v1/models/{MODEL}:predict", {"instances": [f"{SECRET}", ""]})  # a 400
     work: Path = shared_server.work_dir
@@ -92,7 +106,9 @@ def test_logs_keep_text_private(shared_server, rest: RestClient) -> None:
 
     records = wait_for(logged, what="request log records")
     assert [r["review"] for r in records] == [
-        f"{SECRET} great film! mail me at [EMAIL], see [URL] or call [PHONE]", "dull"]
+        f"{SECRET} great film! mail me at [EMAIL], see [URL] or call [PHONE]",
+        "dull",
+    ]
     assert [r["label"] for r in records] == ["positive", "negative"]
     assert {r["model"] for r in records} == {MODEL} and {r["version"] for r in records} == {1}
     assert stat.S_IMODE(os.stat(request_log).st_mode) == 0o600
@@ -119,22 +135,29 @@ def test_graceful_shutdown_finishes_in_flight_requests(spawn, toy_models, tmp_pa
     params = tmp_path / "batching.txt"
     # A request waits up to 30 s for companions: it is certainly in flight when SIGTERM arrives.
     params.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 30000000 }\n")
-    server = spawn(model_name=MODEL, model_base_path=str(base),
-                   extra_args=["--enable_batching", f"--batching_parameters_file={params}",
-                               "--shutdown_grace_seconds=20"])
+    server = spawn(
+        model_name=MODEL,
+        model_base_path=str(base),
+        extra_args=["--enable_batching", f"--batching_parameters_file={params}", "--shutdown_grace_seconds=20"],
+    )
     server.wait_for_model(MODEL, timeout=180)
     outcome: dict = {}
 
     def in_flight() -> None:
         with server.rest_client(timeout=60) as rest:
-            outcome["status"], outcome["doc"] = call_json(rest, "POST", f"/v1/models/{MODEL}:predict",
-                                                          {"instances": ["good"]})
+            outcome["status"], outcome["doc"] = call_json(
+                rest, "POST", f"/v1/models/{MODEL}:predict", {"instances": ["good"]}
+            )
 
     thread = threading.Thread(target=in_flight)
     thread.start()
     with server.rest_client() as probe:
-        wait_for(lambda: metric_samples(probe.metrics_text(), "model_server_batch_queue_depth")
-                 .get((("model", MODEL),)) == 1, what="the request to be queued")
+        wait_for(
+            lambda: (
+                metric_samples(probe.metrics_text(), "model_server_batch_queue_depth").get((("model", MODEL),)) == 1
+            ),
+            what="the request to be queued",
+        )
     server.process.send_signal(signal.SIGTERM)
     thread.join(60)
     assert outcome["status"] == 200 and outcome["doc"]["predictions"][0]["label"] == "positive"
@@ -150,9 +173,11 @@ def test_rest_requests_have_a_deadline(spawn, toy_models, tmp_path: Path) -> Non
     copy_version(toy_models["v1"], base, 1)
     params = tmp_path / "batching.txt"
     params.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 30000000 }\n")
-    server = spawn(model_name=MODEL, model_base_path=str(base),
-                   extra_args=["--enable_batching", f"--batching_parameters_file={params}",
-                               "--rest_api_timeout_in_ms=300"])
+    server = spawn(
+        model_name=MODEL,
+        model_base_path=str(base),
+        extra_args=["--enable_batching", f"--batching_parameters_file={params}", "--rest_api_timeout_in_ms=300"],
+    )
     server.wait_for_model(MODEL, timeout=180)
     with server.rest_client() as rest:
         status, doc = call_json(rest, "POST", f"/v1/models/{MODEL}:predict", {"instances": ["good"]})
@@ -170,10 +195,14 @@ def test_a_taken_port_fails_start_up_cleanly(toy_models, tmp_path: Path) -> None
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        with pytest.raises(RuntimeError, match=rf"exited with 1 during start-up:[\s\S]*cannot bind REST to "
-                                               rf"127.0.0.1:{port}"):
-            start_server(model_name=MODEL, model_base_path=str(tmp_path), grpc=False,
-                         extra_args=[f"--rest_api_port={port}"])
+        with pytest.raises(
+            RuntimeError,
+            match=rf"exited with 1 during start-up:[\s\S]*cannot bind REST to "
+            rf"127.0.0.1:{port}",
+        ):
+            start_server(
+                model_name=MODEL, model_base_path=str(tmp_path), grpc=False, extra_args=[f"--rest_api_port={port}"]
+            )
 
 
 def test_unexpected_errors_are_500_with_a_request_id_and_no_details(caplog) -> None:

@@ -88,11 +88,15 @@ def test_ordinary_review_text_is_left_alone(text: str) -> None:
 
 
 def test_everything_in_one_review() -> None:
-    text = ("Loved it! Write me: fan@example.com, read my blog www.example.org/reviews "
-            "or call +44 20 7946 0958. 9/10, better than the 1995 original.")
+    text = (
+        "Loved it! Write me: fan@example.com, read my blog www.example.org/reviews "
+        "or call +44 20 7946 0958. 9/10, better than the 1995 original."
+    )
     masked = mask_pii(text)
-    assert masked == (f"Loved it! Write me: {EMAIL_MASK}, read my blog {URL_MASK} "
-                      f"or call {PHONE_MASK}. 9/10, better than the 1995 original.")
+    assert masked == (
+        f"Loved it! Write me: {EMAIL_MASK}, read my blog {URL_MASK} "
+        f"or call {PHONE_MASK}. 9/10, better than the 1995 original."
+    )
     for secret in ("fan@", "example", "7946"):
         assert secret not in masked
 
@@ -108,8 +112,18 @@ def test_url_containing_an_email_is_masked_completely() -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("text", ["1 " * 50_000 + "1x", "a." * 50_000 + "@", "a@" * 50_000, "www." * 25_000,
-                                  "(1" * 50_000, "a [at] " * 15_000, "x" * 100_000])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1 " * 50_000 + "1x",
+        "a." * 50_000 + "@",
+        "a@" * 50_000,
+        "www." * 25_000,
+        "(1" * 50_000,
+        "a [at] " * 15_000,
+        "x" * 100_000,
+    ],
+)
 def test_pathological_input_is_masked_in_linear_time(text: str) -> None:
     """No catastrophic backtracking: 100 kB of adversarial text finishes (a regex blow-up would hit the timeout)."""
     assert isinstance(mask_pii(text), str)

@@ -191,8 +191,7 @@ def test_reload_adds_removes_and_relabels(tmp_path: Path) -> None:
     repo = ModelRepository([ModelConfig("a", str(tmp_path / "a"), policy, {"stable": 1})], Loader(), Metrics(), 1.0)
     settle(repo.manager("a"))
     assert repo.get_model("a", label="stable").version == 1
-    repo.reload([ModelConfig("a", str(tmp_path / "a"), policy, {"stable": 2}),
-                 ModelConfig("b", str(tmp_path / "b"))])
+    repo.reload([ModelConfig("a", str(tmp_path / "a"), policy, {"stable": 2}), ModelConfig("b", str(tmp_path / "b"))])
     assert repo.get_model("a", label="stable").version == 2
     settle(repo.manager("b"))
     assert repo.get_model("b").version == 5

@@ -23,17 +23,27 @@ def test_row_format_with_bare_strings(rest: RestClient) -> None:
     texts = ["A great film, I loved it!", "Boring and awful.", "It exists."]
     status, doc = call_json(rest, "POST", PREDICT, {"instances": texts})
     assert status == 200
-    assert doc == {"predictions": [
-        {"probability": _p(texts[0]), "label": "positive"},
-        {"probability": _p(texts[1]), "label": "negative"},
-        {"probability": _p(texts[2]), "label": "positive"},
-    ]}
+    assert doc == {
+        "predictions": [
+            {"probability": _p(texts[0]), "label": "positive"},
+            {"probability": _p(texts[1]), "label": "negative"},
+            {"probability": _p(texts[2]), "label": "positive"},
+        ]
+    }
 
 
 def test_row_format_with_named_inputs_and_b64(rest: RestClient) -> None:
-    status, doc = call_json(rest, "POST", PREDICT, {"instances": [
-        {"text": "wonderful"}, {"text": {"b64": b64(b"terrible")}},
-    ]})
+    status, doc = call_json(
+        rest,
+        "POST",
+        PREDICT,
+        {
+            "instances": [
+                {"text": "wonderful"},
+                {"text": {"b64": b64(b"terrible")}},
+            ]
+        },
+    )
     assert status == 200
     assert [p["label"] for p in doc["predictions"]] == ["positive", "negative"]
 
@@ -52,20 +62,28 @@ def test_from_examples_signature(rest: RestClient) -> None:
     for instances in (bare, named):
         status, doc = call_json(rest, "POST", PREDICT, {"signature_name": "from_examples", "instances": instances})
         assert status == 200
-        assert doc["predictions"] == [{"probability": _p("the best, brilliant"), "label": "positive"},
-                                      {"probability": _p("the worst"), "label": "negative"}]
+        assert doc["predictions"] == [
+            {"probability": _p("the best, brilliant"), "label": "positive"},
+            {"probability": _p("the worst"), "label": "negative"},
+        ]
 
 
 def test_versions_paths_are_case_insensitive_and_names_url_decoded(rest: RestClient) -> None:
-    for path in (f"/v1/models/{MODEL}/versions/1:predict", f"/V1/MODELS/{MODEL}:PREDICT",
-                 "/v1/models/%73entiment:predict"):
+    for path in (
+        f"/v1/models/{MODEL}/versions/1:predict",
+        f"/V1/MODELS/{MODEL}:PREDICT",
+        "/v1/models/%73entiment:predict",
+    ):
         status, doc = call_json(rest, "POST", path, {"instances": ["great"]})
         assert status == 200, path
 
 
 def test_model_status(rest: RestClient) -> None:
-    expected = {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    expected = {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
     assert call_json(rest, "GET", f"/v1/models/{MODEL}") == (200, expected)
     assert call_json(rest, "GET", f"/v1/models/{MODEL}/versions/1") == (200, expected)
 
@@ -104,61 +122,151 @@ BAD_REQUESTS = [
     ("POST", PREDICT, b"   \n", 400, "JSON Parse error: The document is empty"),
     ("POST", PREDICT, b'{"instances": ["a"', 400, "~JSON Parse error: Expecting"),
     ("POST", PREDICT, b"\xff\xfe\x00{", 400, "~JSON Parse error: Invalid encoding"),
-    ("POST", PREDICT, '{"instances": ["caf\u00e9 \udc80"]}'.encode("utf-8", "surrogatepass"), 400,
-     "~JSON Parse error: Invalid encoding"),
+    (
+        "POST",
+        PREDICT,
+        '{"instances": ["caf\u00e9 \udc80"]}'.encode("utf-8", "surrogatepass"),
+        400,
+        "~JSON Parse error: Invalid encoding",
+    ),
     ("POST", PREDICT, b'{"instances": ["\\ud800"]}', 400, "~unpaired surrogate"),
     ("POST", PREDICT, b"[1, 2]", 400, "Request body must be a JSON object, got Array"),
     ("POST", PREDICT, b'"text"', 400, "Request body must be a JSON object, got String"),
-    ("POST", PREDICT, {"instances": ["a"], "inputs": ["a"]}, 400,
-     "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist"),
+    (
+        "POST",
+        PREDICT,
+        {"instances": ["a"], "inputs": ["a"]},
+        400,
+        "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist",
+    ),
     ("POST", PREDICT, {"signature_name": "serving_default"}, 400, "Missing 'inputs' or 'instances' key"),
     ("POST", PREDICT, {"instances": "great"}, 400, "Expecting 'instances' to be an list/array, got String"),
     ("POST", PREDICT, {"instances": [1]}, 400, "JSON Value: 1 Type: Number is not of expected type: string"),
     ("POST", PREDICT, {"instances": [None]}, 400, "JSON Value: null Type: Null is not of expected type: string"),
     ("POST", PREDICT, {"instances": [True]}, 400, "JSON Value: true Type: True is not of expected type: string"),
     ("POST", PREDICT, {"instances": [["a"], ["a", "b"]]}, 400, "~rectangular"),
-    ("POST", PREDICT, {"instances": [["a"]]}, 400, "Input 'text' has shape [1,1] but the signature expects [-1] "
-                                                   "(-1: any size)"),
+    (
+        "POST",
+        PREDICT,
+        {"instances": [["a"]]},
+        400,
+        "Input 'text' has shape [1,1] but the signature expects [-1] (-1: any size)",
+    ),
     ("POST", PREDICT, {"instances": [{"b64": "not base64!"}]}, 400, '~Unable to base64 decode: "not base64!"'),
     ("POST", PREDICT, {"instances": [{"b64": 5}]}, 400, "'b64' value must be a string, got Number"),
-    ("POST", PREDICT, {"instances": [{"txt": "a"}]}, 400,
-     "Failed to process element: 0 of 'instances' list. JSON object keys do not match the signature inputs. "
-     "Send extra: {txt}. Missing but required: {text}."),
-    ("POST", PREDICT, {"instances": [{"text": "a", "extra": "b"}]}, 400, "~Send extra: {extra}. Missing but "
-                                                                         "required: {}."),
-    ("POST", PREDICT, {"instances": ["a", {"text": "b"}]}, 400,
-     "Instances must be all bare values or all objects keyed by input name"),
-    ("POST", PREDICT, {"inputs": {"text": ["a"], "extra": [1]}}, 400,
-     "'inputs' keys do not match the signature inputs. Send extra: {extra}. Missing but required: {}."),
+    (
+        "POST",
+        PREDICT,
+        {"instances": [{"txt": "a"}]},
+        400,
+        "Failed to process element: 0 of 'instances' list. JSON object keys do not match the signature inputs. "
+        "Send extra: {txt}. Missing but required: {text}.",
+    ),
+    (
+        "POST",
+        PREDICT,
+        {"instances": [{"text": "a", "extra": "b"}]},
+        400,
+        "~Send extra: {extra}. Missing but required: {}.",
+    ),
+    (
+        "POST",
+        PREDICT,
+        {"instances": ["a", {"text": "b"}]},
+        400,
+        "Instances must be all bare values or all objects keyed by input name",
+    ),
+    (
+        "POST",
+        PREDICT,
+        {"inputs": {"text": ["a"], "extra": [1]}},
+        400,
+        "'inputs' keys do not match the signature inputs. Send extra: {extra}. Missing but required: {}.",
+    ),
     ("POST", PREDICT, {"inputs": {"txt": ["a"]}}, 400, "~Missing but required: {text}"),
     ("POST", PREDICT, {"instances": []}, 400, "The request has an empty batch: 'instances' is an empty list"),
     ("POST", PREDICT, {"inputs": {"text": []}}, 400, "The request has an empty batch: send at least one instance"),
-    ("POST", PREDICT, {"inputs": "great"}, 400, "Input 'text' has shape [] but the signature expects [-1] "
-                                                "(-1: any size)"),
-    ("POST", PREDICT, {"instances": ["fine", ""]}, 400,
-     "Input 'text' instance 1 is empty or whitespace-only: send the text to classify"),
-    ("POST", PREDICT, {"instances": [" \t\n "]}, 400,
-     "Input 'text' instance 0 is empty or whitespace-only: send the text to classify"),
-    ("POST", PREDICT, {"instances": [{"b64": b64(b"\xff\xfe bad")}]}, 400,
-     "Input 'text' instance 0 is not valid UTF-8"),
-    ("POST", PREDICT, {"instances": ["x"] * 65}, 400,
-     "The request has 65 instances, more than the limit of 64 (--max_instances_per_request); split it into "
-     "smaller requests"),
-    ("POST", PREDICT, {"instances": ["a"], "signature_name": "nope"}, 400,
-     'Serving signature name: "nope" not found in signature def'),
+    (
+        "POST",
+        PREDICT,
+        {"inputs": "great"},
+        400,
+        "Input 'text' has shape [] but the signature expects [-1] (-1: any size)",
+    ),
+    (
+        "POST",
+        PREDICT,
+        {"instances": ["fine", ""]},
+        400,
+        "Input 'text' instance 1 is empty or whitespace-only: send the text to classify",
+    ),
+    (
+        "POST",
+        PREDICT,
+        {"instances": [" \t\n "]},
+        400,
+        "Input 'text' instance 0 is empty or whitespace-only: send the text to classify",
+    ),
+    (
+        "POST",
+        PREDICT,
+        {"instances": [{"b64": b64(b"\xff\xfe bad")}]},
+        400,
+        "Input 'text' instance 0 is not valid UTF-8",
+    ),
+    (
+        "POST",
+        PREDICT,
+        {"instances": ["x"] * 65},
+        400,
+        "The request has 65 instances, more than the limit of 64 (--max_instances_per_request); split it into "
+        "smaller requests",
+    ),
+    (
+        "POST",
+        PREDICT,
+        {"instances": ["a"], "signature_name": "nope"},
+        400,
+        'Serving signature name: "nope" not found in signature def',
+    ),
     ("POST", PREDICT, {"instances": ["a"], "signature_name": 7}, 400, "'signature_name' must be a string, got Number"),
-    ("POST", PREDICT, {"signature_name": "from_examples", "instances": [{"b64": b64(b"\x0a\x05junk")}]}, 400,
-     "Could not parse example input"),
+    (
+        "POST",
+        PREDICT,
+        {"signature_name": "from_examples", "instances": [{"b64": b64(b"\x0a\x05junk")}]},
+        400,
+        "Could not parse example input",
+    ),
     ("POST", PREDICT, b"[" * 5000 + b"]" * 5000, 400, "~nested"),
-    ("POST", PREDICT, {"inputs": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["a"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}, 400,
-     "Tensor value is nested deeper than 32 levels"),
+    (
+        "POST",
+        PREDICT,
+        {"inputs": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["a"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+        400,
+        "Tensor value is nested deeper than 32 levels",
+    ),
     ("POST", "/v1/models/nope:predict", {"instances": ["a"]}, 404, "Servable not found for request: Latest(nope)"),
-    ("POST", f"/v1/models/{MODEL}/versions/9:predict", {"instances": ["a"]}, 404,
-     f"Servable not found for request: Specific({MODEL}, 9)"),
-    ("POST", f"/v1/models/{MODEL}/labels/beta:predict", {"instances": ["a"]}, 400,
-     "Unrecognized servable version label: beta"),
-    ("POST", f"/v1/models/{MODEL}/versions/99999999999999999999:predict", {"instances": ["a"]}, 400,
-     "Failed to convert version: 99999999999999999999 to numeric."),
+    (
+        "POST",
+        f"/v1/models/{MODEL}/versions/9:predict",
+        {"instances": ["a"]},
+        404,
+        f"Servable not found for request: Specific({MODEL}, 9)",
+    ),
+    (
+        "POST",
+        f"/v1/models/{MODEL}/labels/beta:predict",
+        {"instances": ["a"]},
+        400,
+        "Unrecognized servable version label: beta",
+    ),
+    (
+        "POST",
+        f"/v1/models/{MODEL}/versions/99999999999999999999:predict",
+        {"instances": ["a"]},
+        400,
+        "Failed to convert version: 99999999999999999999 to numeric.",
+    ),
     ("GET", "/v1/models/nope", None, 404, "Could not find any versions of model nope"),
     ("GET", f"/v1/models/{MODEL}/versions/9", None, 404, f"Could not find version 9 of model {MODEL}"),
     ("GET", "/v1/models/nope/metadata", None, 404, "Servable not found for request: Latest(nope)"),
@@ -169,16 +277,24 @@ BAD_REQUESTS = [
     ("DELETE", f"/v1/models/{MODEL}", None, 400, f"Malformed request: DELETE /v1/models/{MODEL}"),
     ("GET", "/v1/models/a/b/c", None, 400, "Malformed request: GET /v1/models/a/b/c"),
     ("GET", "/v2/models/x", None, 404, "Not found: GET /v2/models/x"),
-    ("POST", f"/v1/models/{MODEL}:classify", {"examples": [{"review": "x"}]}, 501,
-     "Classify is not supported by this model server: the served signatures are predict signatures; use Predict "
-     "(REST :predict) instead"),
+    (
+        "POST",
+        f"/v1/models/{MODEL}:classify",
+        {"examples": [{"review": "x"}]},
+        501,
+        "Classify is not supported by this model server: the served signatures are predict signatures; use Predict "
+        "(REST :predict) instead",
+    ),
     ("POST", f"/v1/models/{MODEL}:regress", {"examples": []}, 501, "~Regress is not supported"),
     ("POST", "/v1/models/nope:classify", {"examples": []}, 404, "Servable not found for request: Latest(nope)"),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "message"), BAD_REQUESTS,
-                         ids=[f"{i}-{r[3]}" for i, r in enumerate(BAD_REQUESTS)])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    BAD_REQUESTS,
+    ids=[f"{i}-{r[3]}" for i, r in enumerate(BAD_REQUESTS)],
+)
 def test_bad_requests_get_a_clear_error(rest: RestClient, method, path, body, status, message) -> None:
     got_status, doc = call_json(rest, method, path, body)
     assert got_status == status, doc

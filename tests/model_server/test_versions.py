@@ -49,7 +49,9 @@ def test_hot_swap_under_traffic_and_a_broken_version(spawn, toy_models, tmp_path
     status, doc = call_json(rest, "GET", "/readyz")
     assert status == 503 and doc["error"] == f"Not ready: no version available yet for {MODEL}"
     assert call_json(rest, "GET", f"/v1/models/{MODEL}") == (
-        404, {"error": f"Could not find any versions of model {MODEL}"})
+        404,
+        {"error": f"Could not find any versions of model {MODEL}"},
+    )
     with pytest.raises(TimeoutError, match="not AVAILABLE within"):
         server.wait_for_model(MODEL, timeout=0.5)
 
@@ -88,8 +90,10 @@ def test_hot_swap_under_traffic_and_a_broken_version(spawn, toy_models, tmp_path
     try:
         wait_for(lambda: len(seen["rest"]) > 20 and len(seen["grpc"]) > 20, what="traffic on version 1")
         copy_version(toy_models["v2"], base, 2)
-        wait_for(lambda: seen["rest"][-20:] == [2] * 20 and seen["grpc"][-20:] == [2] * 20,
-                 what="traffic answered by version 2")
+        wait_for(
+            lambda: seen["rest"][-20:] == [2] * 20 and seen["grpc"][-20:] == [2] * 20,
+            what="traffic answered by version 2",
+        )
     finally:
         stop.set()
         for t in threads:
@@ -161,7 +165,9 @@ def test_pinned_versions_labels_several_models_and_reload(spawn, toy_models, tmp
     assert _version_of(probability(label="stable")) == 1
     assert _version_of(probability(label="canary")) == 2
     assert call_json(rest, "POST", f"/v1/models/{MODEL}/versions/3:predict", {"instances": [TEXT]}) == (
-        404, {"error": f"Servable not found for request: Specific({MODEL}, 3)"})
+        404,
+        {"error": f"Servable not found for request: Specific({MODEL}, 3)"},
+    )
     assert call_json(rest, "GET", f"/v1/models/{MODEL}/labels/stable")[1]["model_version_status"][0]["version"] == "1"
     assert rest.predict_texts("other", [TEXT])[0]["probability"] == pytest.approx(P2, abs=1e-6)
     assert call_json(rest, "GET", "/readyz")[1]["models"] == {MODEL: ["2", "1"], "other": ["7"]}
@@ -196,8 +202,10 @@ def test_model_config_file_is_polled(spawn, toy_models, tmp_path: Path) -> None:
     copy_version(toy_models["v1"], base, 1)
     config = tmp_path / "models.config"
     config.write_text(f'model_config_list {{ config {{ name: "a" base_path: "{base}" }} }}')
-    server = spawn(model_config_file=str(config),
-                   extra_args=["--model_config_file_poll_wait_seconds=0.1", "--file_system_poll_wait_seconds=0.1"])
+    server = spawn(
+        model_config_file=str(config),
+        extra_args=["--model_config_file_poll_wait_seconds=0.1", "--file_system_poll_wait_seconds=0.1"],
+    )
     server.wait_for_model("a", timeout=180)
     config.write_text(f'model_config_list {{ config {{ name: "b" base_path: "{base}" }} }}')
     server.wait_for_model("b", timeout=180)
@@ -210,9 +218,13 @@ def test_a_model_with_unregistered_ops_is_reported(spawn, toy_models, tmp_path: 
     API says why instead of the server failing."""
     base = tmp_path / MODEL
     copy_version(toy_models["v2"], base, 1)
-    server = spawn(model_name=MODEL, model_base_path=str(base),
-                   extra_args=["--custom_op_modules=", "--file_system_poll_wait_seconds=0.1"])
+    server = spawn(
+        model_name=MODEL,
+        model_base_path=str(base),
+        extra_args=["--custom_op_modules=", "--file_system_poll_wait_seconds=0.1"],
+    )
     with server.rest_client() as rest:
+
         def ended():
             try:
                 return rest.model_status(MODEL)["model_version_status"][0]["state"] == "END"

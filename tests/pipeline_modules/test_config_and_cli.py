@@ -77,5 +77,12 @@ def test_length_buckets_cover_every_length_in_order() -> None:
     from pipeline_modules import features
 
     assert [features.length_bucket(n) for n in (0, 127, 128, 255, 256, 511, 512, 2470)] == [
-        "0000-0127", "0000-0127", "0128-0255", "0128-0255", "0256-0511", "0256-0511", "0512+", "0512+",
+        "0000-0127",
+        "0000-0127",
+        "0128-0255",
+        "0128-0255",
+        "0256-0511",
+        "0256-0511",
+        "0512+",
+        "0512+",
     ]

@@ -246,3 +246,44 @@ def test_encoder_and_data_paths_as_the_containers_see_them() -> None:
     assert kfp_runner.container_data_path("gs://b/d/a.tar.gz", "/gcs") == "/gcs/b/d/a.tar.gz"
     assert kfp_runner.container_data_path("gs://b/d/a.tar.gz", "") == "gs://b/d/a.tar.gz"
     assert kfp_runner.container_data_path("tfds", "/gcs") == "tfds"
+
+
+def test_a_compiled_step_runs_through_tfx_s_kubeflow_entrypoint(tmp_path: Path) -> None:
+    """What a cluster node does with a step, minus the container: the compiled command and arguments, with the
+    executor input Vertex AI substitutes for `{{$}}`; the repository stands where the image would hold it."""
+    import subprocess
+    import sys
+
+    from pipeline_modules import imdb_data
+
+    archive = tmp_path / "aclImdb_v1.tar.gz"
+    imdb_data.write_synthetic_archive(archive, n_per_class=6, seed=3, max_words=20)
+    config = config_for("smoke", pipeline_root=ROOT, serving_model_dir=SERVING, imdb_source=str(archive))
+    encoder = kfp_runner.explicit_encoder(ENCODER, vocab_file=None, do_lower_case=True, image_project_root="/")
+    settings = kfp_runner.KubeflowSettings(image=IMAGE, encoder=encoder, image_project_root=str(PROJECT_ROOT))
+    job = kfp_runner.compile_pipeline(config, settings, tmp_path / "job.json")
+    task = job["pipelineSpec"]["root"]["dag"]["tasks"]["ImdbExampleGen"]
+    container = _container(job, "ImdbExampleGen")
+    examples_uri, output_file = tmp_path / "out" / "examples", tmp_path / "out" / "executor_output.json"
+    executor_input = {
+        "inputs": {
+            "parameters": {k: v["runtimeValue"]["constantValue"] for k, v in task["inputs"]["parameters"].items()}
+        },
+        "outputs": {
+            "artifacts": {
+                "examples": {
+                    "artifacts": [
+                        {"name": "examples", "type": {"schemaTitle": "tfx.Examples"}, "uri": str(examples_uri)}
+                    ]
+                }
+            },
+            "outputFile": str(output_file),
+        },
+    }
+    command = [sys.executable if part == "python" else part for part in container["command"]]
+    args = [json.dumps(executor_input) if arg == "{{$}}" else arg for arg in container["args"]]
+    result = subprocess.run(command + args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {path.name for path in examples_uri.glob("Split-*")} == {"Split-train", "Split-eval"}
+    (artifact,) = json.loads(output_file.read_text())["artifacts"]["examples"]["artifacts"]
+    assert artifact["metadata"]["train_examples"] == 12 and artifact["metadata"]["eval_examples"] == 12

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from tfx import v1 as tfx
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples, InfraBlessing, Model
 from tfx.utils import io_utils, path_utils
@@ -176,10 +177,11 @@ def ModelServerInfraValidator(  # noqa: N802 - TFX component names are classes
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report.update(blessed=blessed, reason=reason)
-    os.makedirs(blessing.uri, exist_ok=True)
-    with open(os.path.join(blessing.uri, REPORT_FILE), "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2)
-    open(os.path.join(blessing.uri, "INFRA_BLESSED" if blessed else "INFRA_NOT_BLESSED"), "w").close()
+    # Through TFX's file I/O, so the report lands in the artifact on gs:// (Vertex AI) as well as on local disk.
+    fileio.makedirs(blessing.uri)
+    with fileio.open(os.path.join(blessing.uri, REPORT_FILE), "w") as handle:
+        handle.write(json.dumps(report, indent=2))
+    io_utils.write_string_file(os.path.join(blessing.uri, "INFRA_BLESSED" if blessed else "INFRA_NOT_BLESSED"), "")
     blessing.set_int_custom_property(BLESSED_KEY, int(blessed))
     blessing.set_string_custom_property("reason", reason[:2000])
     if not blessed:

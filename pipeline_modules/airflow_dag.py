@@ -25,6 +25,7 @@ from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, Airfl
 
 from pipeline_modules.config import PRESETS, PipelineConfig, add_config_arguments, config_for, overrides_from_args
 from pipeline_modules.encoder import ResolvedEncoder
+from pipeline_modules.local_runner import build_local_pipeline
 
 ENV_VAR = "BERT_IMDB_AIRFLOW_ARGS"
 # Only a lower bound for runs: with catchup off, Airflow never back-fills the intervals since then.
@@ -33,19 +34,7 @@ START_DATE = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 
 def build_dag(config: PipelineConfig, *, source: str, encoder: ResolvedEncoder, schedule: str | None = None) -> Any:
     """An Airflow DAG (id = the pipeline name) with one task per component of `create_pipeline`'s pipeline."""
-    from tfx import v1 as tfx
-
-    from pipeline_modules.pipeline import create_pipeline
-
-    config.pipeline_root_path.mkdir(parents=True, exist_ok=True)
-    pipeline = create_pipeline(
-        config,
-        imdb_source=source,
-        encoder=encoder,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(config.metadata_path_resolved)
-        ),
-    )
+    pipeline = build_local_pipeline(config, source=source, encoder=encoder)
     dag_config = {
         "schedule": schedule,
         "start_date": START_DATE,

@@ -121,6 +121,24 @@ def _components_to_run(pipeline: Any, to_component: str | None) -> set[str]:
     return wanted
 
 
+def build_local_pipeline(config: PipelineConfig, *, source: str, encoder: Any) -> Any:
+    """`create_pipeline` with its ML Metadata in SQLite under the pipeline root: how the command line, the Airflow
+    DAG and the notebook build the pipeline on one machine."""
+    from tfx import v1 as tfx
+
+    from pipeline_modules.pipeline import create_pipeline
+
+    config.pipeline_root_path.mkdir(parents=True, exist_ok=True)
+    return create_pipeline(
+        config,
+        imdb_source=source,
+        encoder=encoder,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(config.metadata_path_resolved)
+        ),
+    )
+
+
 def run(config: PipelineConfig, *, source: str, encoder, to_component: str | None = None) -> int:
     """Run every component with LocalDagRunner, printing progress, then the run's timings, metrics and push.
 
@@ -130,18 +148,9 @@ def run(config: PipelineConfig, *, source: str, encoder, to_component: str | Non
     from tfx import v1 as tfx
     from tfx.orchestration.pipeline import RunOptions
 
-    from pipeline_modules.pipeline import create_pipeline
     from pipeline_modules.run_summary import format_summary, latest_run
 
-    config.pipeline_root_path.mkdir(parents=True, exist_ok=True)
-    pipeline = create_pipeline(
-        config,
-        imdb_source=source,
-        encoder=encoder,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(config.metadata_path_resolved)
-        ),
-    )
+    pipeline = build_local_pipeline(config, source=source, encoder=encoder)
     print(
         f"Pipeline {config.pipeline_name} ({config.preset}): {len(pipeline.components)} components, "
         f"root {config.pipeline_root_path}",

@@ -44,7 +44,6 @@ class SmokeRun:
     config: object
     summary: RunSummary
     serving_dir: Path
-    output: str
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +53,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory, smoke_encoder) -> SmokeR
     source = prepare_data_source(config, None)
     assert run(config, source=source, encoder=smoke_encoder) == 0
     summary = latest_run(config.metadata_path_resolved, config.pipeline_name)
-    return SmokeRun(config=config, summary=summary, serving_dir=config.push_destination, output="")
+    return SmokeRun(config=config, summary=summary, serving_dir=config.push_destination)
 
 
 @pytest.fixture(scope="module")

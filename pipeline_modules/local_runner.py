@@ -73,7 +73,7 @@ class _QuietThirdParty(logging.Filter):
         return record.levelno >= logging.WARNING or record.name.startswith("pipeline_modules")
 
 
-def _configure_logging(verbose: bool) -> None:
+def configure_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     if not verbose:
         for handler in logging.getLogger().handlers:
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose)
     try:  # Bad settings, missing data or encoder: say so before any component runs.
         config = config_for(args.preset, **overrides_from_args(args))
         source = prepare_data_source(config, args.imdb_archive)

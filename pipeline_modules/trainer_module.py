@@ -118,8 +118,9 @@ def _input_fn(
     *,
     repeat: bool,
     seed: int,
+    length_bucketing: bool = False,
 ) -> tf.data.Dataset:
-    return data_accessor.tf_dataset_factory(
+    dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(
             batch_size=batch_size,
@@ -129,7 +130,58 @@ def _input_fn(
             num_epochs=None if repeat else 1,
         ),
         tf_transform_output.transformed_metadata.schema,
-    ).prefetch(tf.data.AUTOTUNE)
+    )
+    if length_bucketing:
+        max_length = int(tf_transform_output.transformed_feature_spec()[features.INPUT_WORD_IDS].shape[-1])
+        dataset = bucket_by_length(dataset, batch_size, max_length, drop_remainder=repeat)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def bucket_by_length(
+    dataset: tf.data.Dataset, batch_size: int, max_length: int, *, drop_remainder: bool, granularity: int = 32
+) -> tf.data.Dataset:
+    """Re-batch (features, label) batches so each batch holds reviews of similar length, padded to its longest.
+
+    Why: Transform pads every review to `max_seq_length`, and the encoder's cost grows with the padded length, so a
+    batch of short reviews would pay for the longest possible one. Reviews are cut back to their real length (the
+    mask's sum), grouped in buckets `granularity` tokens wide and padded again to the longest in their batch.
+    """
+
+    def trim(inputs: Mapping[str, tf.Tensor], label: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        length = tf.reduce_sum(tf.cast(inputs[features.INPUT_MASK], tf.int32))
+        return {key: inputs[key][:length] for key in features.ENCODER_INPUT_KEYS}, label
+
+    boundaries = list(range(granularity + 1, max_length + 1, granularity))
+    return (
+        dataset.unbatch()
+        .map(trim, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .bucket_by_sequence_length(
+            lambda inputs, _: tf.shape(inputs[features.INPUT_WORD_IDS])[0],
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            drop_remainder=drop_remainder,
+        )
+    )
+
+
+def trim_to_length_bucket(inputs: Mapping[str, tf.Tensor], buckets: list[int]) -> dict[str, tf.Tensor]:
+    """Cut [batch, max_seq_length] encoder inputs to the smallest bucket that holds the batch's longest review.
+
+    Only padding is removed (attention and the pooling ignore it), so scores match the untrimmed inputs to float
+    rounding while a batch of short sentences costs a fraction of a full-length one. `buckets` ends at the padded
+    length.
+    """
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(inputs[features.INPUT_MASK], tf.int32), axis=1))
+    table = tf.constant(buckets, tf.int32)
+    index = tf.minimum(tf.searchsorted(table, tf.reshape(longest, [1]), side="left")[0], len(buckets) - 1)
+    length = table[index]
+    return {key: inputs[key][:, :length] for key in features.ENCODER_INPUT_KEYS}
+
+
+def serving_buckets(config: Mapping[str, Any], max_length: int) -> list[int]:
+    """The configured serving buckets below the padded length, then the padded length itself."""
+    configured = sorted({int(b) for b in config.get("serving_length_buckets", ()) if 0 < int(b) < max_length})
+    return [*configured, max_length]
 
 
 def _count_records(file_pattern: list[str]) -> int:
@@ -155,9 +207,13 @@ def build_model(encoder_path: str, *, pooling: str, dropout: float) -> tf.keras.
     return tf.keras.Model(inputs=inputs, outputs=logit, name="bert_sentiment")
 
 
-def _optimizer(learning_rate: float, weight_decay: float, total_steps: int, warmup_steps: int):
+def _optimizer(learning_rate: float, weight_decay: float, total_steps: int, warmup_steps: int, schedule: str):
+    if schedule == "constant":
+        rate: Any = learning_rate
+    else:
+        rate = WarmupLinearDecay(learning_rate, total_steps, warmup_steps)
     optimizer = tf.keras.optimizers.AdamW(
-        learning_rate=WarmupLinearDecay(learning_rate, total_steps, warmup_steps),
+        learning_rate=rate,
         weight_decay=weight_decay,
         epsilon=1e-6,
         clipnorm=1.0,
@@ -167,7 +223,10 @@ def _optimizer(learning_rate: float, weight_decay: float, total_steps: int, warm
     return optimizer
 
 
-def _serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict[str, Any]:
+def serving_signatures(
+    model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, length_buckets: list[int] | None = None
+) -> dict[str, Any]:
+    """`serving_default` (text) and `from_examples` (tf.Examples), padding each batch to a length bucket if given."""
     model.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
     review_spec = {features.REVIEW_KEY: raw_spec[features.REVIEW_KEY]}
@@ -175,6 +234,8 @@ def _serving_signatures(model: tf.keras.Model, tf_transform_output: tft.TFTransf
     def predict(raw_features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer(raw_features)
         encoder_inputs = {key: transformed[key] for key in features.ENCODER_INPUT_KEYS}
+        if length_buckets:
+            encoder_inputs = trim_to_length_bucket(encoder_inputs, length_buckets)
         probability = tf.sigmoid(tf.cast(model(encoder_inputs, training=False), tf.float32))[:, 0]
         label = tf.where(probability >= 0.5, features.POSITIVE, features.NEGATIVE)
         return {features.PROBABILITY_OUTPUT: probability, features.LABEL_OUTPUT: label}
@@ -216,11 +277,17 @@ def _batch_sizes(config: Mapping[str, Any], strategy: tf.distribute.Strategy) ->
     return int(config.get("train_batch_size", 32)) * replicas, int(config.get("eval_batch_size", 64)) * replicas
 
 
-def _compiled_model(config: Mapping[str, Any], hparams: Mapping[str, Any], train_steps: int) -> tf.keras.Model:
+def compile_model(config: Mapping[str, Any], hparams: Mapping[str, Any], train_steps: int) -> tf.keras.Model:
     model = build_model(config["encoder_path"], pooling=config.get("pooling", "mean"), dropout=hparams["dropout"])
     warmup_steps = int(hparams["warmup_fraction"] * train_steps)
     model.compile(
-        optimizer=_optimizer(hparams["learning_rate"], hparams["weight_decay"], train_steps, warmup_steps),
+        optimizer=_optimizer(
+            hparams["learning_rate"],
+            hparams["weight_decay"],
+            train_steps,
+            warmup_steps,
+            config.get("learning_rate_schedule", "warmup_linear_decay"),
+        ),
         loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[
             tf.keras.metrics.BinaryAccuracy(threshold=0.0, name="binary_accuracy"),
@@ -262,15 +329,28 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         )
     eval_steps = int(fn_args.eval_steps or 0) or None  # None: the whole eval split
 
+    bucketing = bool(config.get("train_length_bucketing", False))
     train_ds = _input_fn(
-        fn_args.train_files, fn_args.data_accessor, tf_transform_output, train_batch, repeat=True, seed=seed
+        fn_args.train_files,
+        fn_args.data_accessor,
+        tf_transform_output,
+        train_batch,
+        repeat=True,
+        seed=seed,
+        length_bucketing=bucketing,
     )
     eval_ds = _input_fn(
-        fn_args.eval_files, fn_args.data_accessor, tf_transform_output, eval_batch, repeat=False, seed=seed
+        fn_args.eval_files,
+        fn_args.data_accessor,
+        tf_transform_output,
+        eval_batch,
+        repeat=False,
+        seed=seed,
+        length_bucketing=bucketing,
     )
 
     with strategy.scope():
-        model = _compiled_model(config, hparams, train_steps)
+        model = compile_model(config, hparams, train_steps)
     logger.info(
         "Trainer: %d steps of %d reviews on %d replica(s) (%s), hyperparameters %s",
         train_steps,
@@ -299,7 +379,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         json.dump(summary, handle, indent=2)
     logger.info("Trainer: finished, %s", {k: v for k, v in summary.items() if k != "hyperparameters"})
 
-    signatures = _serving_signatures(model, tf_transform_output)
+    max_length = int(tf_transform_output.transformed_feature_spec()[features.INPUT_WORD_IDS].shape[-1])
+    signatures = serving_signatures(model, tf_transform_output, serving_buckets(config, max_length))
     model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures, include_optimizer=False)
 
 
@@ -338,10 +419,11 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     train_batch, eval_batch = _batch_sizes(config, strategy)
     train_steps = int(fn_args.train_steps or 0) or max(_count_records(fn_args.train_files) // train_batch, 1)
     fixed = {key: config.get(key, default) for key, default in DEFAULT_HYPERPARAMETERS.items()}
+    bucketing = bool(config.get("train_length_bucketing", False))
 
     def build(hp: keras_tuner.HyperParameters) -> tf.keras.Model:
         with strategy.scope():
-            return _compiled_model(config, {**fixed, **hp.values}, train_steps)
+            return compile_model(config, {**fixed, **hp.values}, train_steps)
 
     tuner = TfKerasRandomSearch(
         build,
@@ -358,10 +440,22 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         tuner=tuner,
         fit_kwargs={
             "x": _input_fn(
-                fn_args.train_files, fn_args.data_accessor, tf_transform_output, train_batch, repeat=True, seed=seed
+                fn_args.train_files,
+                fn_args.data_accessor,
+                tf_transform_output,
+                train_batch,
+                repeat=True,
+                seed=seed,
+                length_bucketing=bucketing,
             ),
             "validation_data": _input_fn(
-                fn_args.eval_files, fn_args.data_accessor, tf_transform_output, eval_batch, repeat=False, seed=seed
+                fn_args.eval_files,
+                fn_args.data_accessor,
+                tf_transform_output,
+                eval_batch,
+                repeat=False,
+                seed=seed,
+                length_bucketing=bucketing,
             ),
             "steps_per_epoch": train_steps,
             "validation_steps": int(fn_args.eval_steps or 0) or None,

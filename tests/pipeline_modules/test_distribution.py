@@ -32,7 +32,7 @@ TWO_CPU_TRAINING = textwrap.dedent(
     train_batch, _ = trainer_module._batch_sizes(config, strategy)
     hparams = dict(trainer_module.DEFAULT_HYPERPARAMETERS, learning_rate=1e-4, dropout=0.0)
     with strategy.scope():
-        model = trainer_module._compiled_model(config, hparams, train_steps=3)
+        model = trainer_module.compile_model(config, hparams, train_steps=3)
     rng = np.random.default_rng(0)
     ids = rng.integers(1000, 2000, size=(train_batch * 3, 16))
     inputs = {features.INPUT_WORD_IDS: ids, features.INPUT_MASK: np.ones_like(ids),

@@ -1,0 +1,116 @@
+"""What every benchmark shares: the machine description, a measured matmul peak, FLOP counts, and the JSON writer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory and library versions: figures mean nothing without them."""
+    import tensorflow as tf
+
+    cpu, mem_gb = platform.processor(), None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            mem_gb = round(int(next(line.split()[1] for line in f if line.startswith("MemTotal"))) / 1024**2, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": mem_gb,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+    }
+
+
+def matmul_peak_flops(size: int = 2048, seconds: float = 4.0) -> dict[str, float]:
+    """The best float32 matmul rate TensorFlow reaches on this machine (all cores): the denominator of MFU.
+
+    A dense square matmul is the most efficient thing the CPU does for a transformer, so "fraction of this" is the
+    honest utilisation figure. Best of several timed repeats, after a warm-up.
+    """
+    import tensorflow as tf
+
+    a = tf.random.stateless_normal([size, size], seed=[1, 2])
+    b = tf.random.stateless_normal([size, size], seed=[3, 4])
+
+    @tf.function
+    def repeat(a: tf.Tensor, b: tf.Tensor, n: int = 4) -> tf.Tensor:
+        total = tf.zeros([], tf.float32)
+        for k in range(n):
+            total += tf.reduce_sum(tf.matmul(a + float(k), b))  # the sum keeps grappler from pruning the product
+        return total
+
+    repeat(a, b).numpy()
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        repeat(a, b).numpy()
+        best = max(best, 4 * 2 * size**3 / (time.perf_counter() - started))
+    return {"matmul_size": size, "peak_flops": best, "peak_gflops": round(best / 1e9, 1)}
+
+
+def encoder_dimensions(encoder_path: str) -> dict[str, int]:
+    """Layers, hidden and feed-forward sizes of a converted encoder, read from its variables."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(os.path.join(encoder_path, "variables", "variables"))
+    shapes = reader.get_variable_to_shape_map()
+    dense = [shape for name, shape in shapes.items() if len(shape) == 2]
+    hidden = max(shape[1] for shape in dense if shape[0] == shape[1]) if dense else 0
+    intermediate = max((shape[1] for shape in dense if shape[0] == hidden and shape[1] > hidden), default=4 * hidden)
+    layers = sum(1 for shape in dense if shape == [hidden, intermediate])
+    return {"layers": layers, "hidden": hidden, "intermediate": intermediate}
+
+
+def training_flops_per_example(dims: Mapping[str, int], seq_length: float) -> float:
+    """Model FLOPs to train on one example of `seq_length` tokens: 3 x forward (forward + 2 x backward).
+
+    Forward per token and layer: 2 x (4 h^2 attention projections + 2 h i feed-forward) for the weights, plus
+    2 x 2 x seq x h for the attention scores and their weighted sum. Embedding lookups and the head are negligible.
+    """
+    h, i, n = dims["hidden"], dims["intermediate"], dims["layers"]
+    forward_per_token = n * (2 * (4 * h * h + 2 * h * i) + 4 * seq_length * h)
+    return 3.0 * forward_per_token * seq_length
+
+
+def write_result(name: str, payload: Mapping[str, Any], output: str | os.PathLike[str] | None = None) -> Path:
+    """benchmarks/results/<name>.json (or `output`), with the date and machine always included."""
+    path = Path(output) if output else RESULTS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"benchmark": name, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    record.setdefault("machine", machine())
+    record.update(payload)
+    path.write_text(json.dumps(record, indent=2, default=float) + "\n", encoding="utf-8")
+    return path
+
+
+def print_table(headers: list[str], rows: list[list[Any]]) -> None:
+    cells = [[h for h in headers]] + [
+        ["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row] for row in rows
+    ]
+    widths = [max(len(row[c]) for row in cells) for c in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(value.rjust(widths[c]) for c, value in enumerate(row)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import platform
 import sys
@@ -99,10 +100,22 @@ def write_result(name: str, payload: Mapping[str, Any], output: str | os.PathLik
     path = Path(output) if output else RESULTS_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"benchmark": name, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
-    record.setdefault("machine", machine())
+    if "machine" not in payload:
+        record["machine"] = machine()
     record.update(payload)
-    path.write_text(json.dumps(record, indent=2, default=float) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(finite(record), indent=2, default=float, allow_nan=False) + "\n", encoding="utf-8")
     return path
+
+
+def finite(value: Any) -> Any:
+    """NaN and infinities (TFMA's recall on a one-class slice, say) as null: strict JSON readers reject them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
 
 
 def print_table(headers: list[str], rows: list[list[Any]]) -> None:

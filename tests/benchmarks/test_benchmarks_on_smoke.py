@@ -22,6 +22,8 @@ import serve_bench  # noqa: E402
 import speed_levers  # noqa: E402
 import train_bench  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a smoke pipeline and a few short trainings
+
 
 def _positive(value) -> bool:
     return isinstance(value, int | float) and math.isfinite(value) and value > 0

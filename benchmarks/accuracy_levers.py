@@ -108,12 +108,12 @@ class Study:
 
         from pipeline_modules import features
         from pipeline_modules.pipeline import trainer_custom_config
-        from pipeline_modules.trainer_module import DEFAULT_HYPERPARAMETERS, bucket_by_length, compile_model
+        from pipeline_modules.trainer_module import bucket_by_length, compile_model, configured_hyperparameters
 
         config = dataclasses.replace(self.base, **changes)
         train_inputs, test_inputs = self.tokenized(config.max_seq_length, config.head_fraction)
         custom = trainer_custom_config(config, self.encoder)
-        hparams = {key: custom.get(key, default) for key, default in DEFAULT_HYPERPARAMETERS.items()}
+        hparams = configured_hyperparameters(custom)
         batch = config.train_batch_size
         steps = max(math.ceil(config.num_epochs * len(self.train) / batch), 1)
         train_labels = tf.constant([r.label for r in self.train], tf.int64)

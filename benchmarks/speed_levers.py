@@ -57,13 +57,12 @@ def _setup(args: argparse.Namespace) -> tuple[Any, list[Any], Any]:
     return config, records, resolve_encoder_for(config)
 
 
-def _encode(records: list[Any], config: Any, encoder: Any) -> dict[str, Any]:
-    import tensorflow as tf
-
+def _encode(texts: Any, config: Any, encoder: Any) -> dict[str, Any]:
+    """The Transform module's tokenization of a string tensor, at the preset's length and truncation."""
     from pipeline_modules.transform_module import encode_reviews
 
     return encode_reviews(
-        tf.constant([r.text for r in records]),
+        texts,
         vocab_file=encoder.vocab_file,
         do_lower_case=encoder.do_lower_case,
         max_seq_length=config.max_seq_length,
@@ -78,10 +77,10 @@ def train_lever(args: argparse.Namespace, lever: dict[str, Any]) -> dict[str, An
         tf.config.threading.set_intra_op_parallelism_threads(lever["threads"])
         tf.config.threading.set_inter_op_parallelism_threads(lever["threads"])
     from pipeline_modules.pipeline import trainer_custom_config
-    from pipeline_modules.trainer_module import DEFAULT_HYPERPARAMETERS, bucket_by_length, compile_model
+    from pipeline_modules.trainer_module import bucket_by_length, compile_model, configured_hyperparameters
 
     config, records, encoder = _setup(args)
-    inputs = _encode(records, config, encoder)
+    inputs = _encode(tf.constant([r.text for r in records]), config, encoder)
     labels = tf.constant([r.label for r in records], tf.int64)
     batch = config.train_batch_size
     dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).repeat().batch(batch)
@@ -90,7 +89,7 @@ def train_lever(args: argparse.Namespace, lever: dict[str, Any]) -> dict[str, An
     if lever.get("prefetch", True):
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     custom = {**trainer_custom_config(config, encoder), "jit_compile": bool(lever.get("jit_compile"))}
-    hparams = {key: custom.get(key, default) for key, default in DEFAULT_HYPERPARAMETERS.items()}
+    hparams = configured_hyperparameters(custom)
     tf.keras.utils.set_random_seed(1)
     model = compile_model(custom, hparams, args.warmup_steps + args.steps)
     iterator = iter(dataset)
@@ -120,7 +119,7 @@ def input_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     from pipeline_modules import features
 
     config, records, encoder = _setup(args)
-    inputs = {k: v.numpy() for k, v in _encode(records, config, encoder).items()}
+    inputs = {k: v.numpy() for k, v in _encode(tf.constant([r.text for r in records]), config, encoder).items()}
     serialized = []
     for i, record in enumerate(records):
         feature = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=v[i])) for k, v in inputs.items()}
@@ -157,26 +156,15 @@ def serve_lever(args: argparse.Namespace, lever: dict[str, Any]) -> dict[str, An
     def network(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         return tf.sigmoid(model(inputs, training=False))
 
+    encode = tf.function(
+        lambda text: _encode(text, config, encoder), input_signature=[tf.TensorSpec([None], tf.string)]
+    )
+
     def predict(texts: list[str]) -> Any:
-        inputs = _encode_texts(texts)
+        inputs = encode(tf.constant(texts))
         if lever.get("buckets"):
             inputs = trim_to_length_bucket(inputs, buckets)
         return network(inputs).numpy()
-
-    from pipeline_modules.transform_module import encode_reviews
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def _encode_graph(text: tf.Tensor) -> dict[str, tf.Tensor]:
-        return encode_reviews(
-            text,
-            vocab_file=encoder.vocab_file,
-            do_lower_case=encoder.do_lower_case,
-            max_seq_length=config.max_seq_length,
-            head_fraction=config.head_fraction,
-        )
-
-    def _encode_texts(texts: list[str]) -> dict[str, tf.Tensor]:
-        return _encode_graph(tf.constant(texts))
 
     long_batch = [r.text for r in records[:32]]
     out = {}

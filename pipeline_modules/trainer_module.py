@@ -132,9 +132,44 @@ def _input_fn(
         tf_transform_output.transformed_metadata.schema,
     )
     if length_bucketing:
-        max_length = int(tf_transform_output.transformed_feature_spec()[features.INPUT_WORD_IDS].shape[-1])
-        dataset = bucket_by_length(dataset, batch_size, max_length, drop_remainder=repeat)
+        dataset = bucket_by_length(dataset, batch_size, padded_length(tf_transform_output), drop_remainder=repeat)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def padded_length(tf_transform_output: tft.TFTransformOutput) -> int:
+    """The `max_seq_length` Transform padded every review to."""
+    return int(tf_transform_output.transformed_feature_spec()[features.INPUT_WORD_IDS].shape[-1])
+
+
+def _train_and_eval_datasets(
+    fn_args: tfx.components.FnArgs,
+    tf_transform_output: tft.TFTransformOutput,
+    config: Mapping[str, Any],
+    train_batch: int,
+    eval_batch: int,
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """Shuffled, repeating training batches and one pass of eval batches, length-bucketed if configured."""
+    seed = int(config.get("seed", 7))
+    bucketing = bool(config.get("train_length_bucketing", False))
+    train = _input_fn(
+        fn_args.train_files,
+        fn_args.data_accessor,
+        tf_transform_output,
+        train_batch,
+        repeat=True,
+        seed=seed,
+        length_bucketing=bucketing,
+    )
+    evaluation = _input_fn(
+        fn_args.eval_files,
+        fn_args.data_accessor,
+        tf_transform_output,
+        eval_batch,
+        repeat=False,
+        seed=seed,
+        length_bucketing=bucketing,
+    )
+    return train, evaluation
 
 
 def bucket_by_length(
@@ -298,10 +333,14 @@ def compile_model(config: Mapping[str, Any], hparams: Mapping[str, Any], train_s
     return model
 
 
+def configured_hyperparameters(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The hyperparameters the configuration sets, defaults for the rest."""
+    return {key: config.get(key, default) for key, default in DEFAULT_HYPERPARAMETERS.items()}
+
+
 def _hyperparameters(fn_args: tfx.components.FnArgs) -> dict[str, Any]:
     """Configuration first, then Tuner's best values (when Tuner ran) on top."""
-    config = fn_args.custom_config or {}
-    values = {key: config.get(key, default) for key, default in DEFAULT_HYPERPARAMETERS.items()}
+    values = configured_hyperparameters(fn_args.custom_config or {})
     tuned = fn_args.hyperparameters
     if tuned:
         tuned_values = tuned.get("values", tuned) if isinstance(tuned, Mapping) else tuned.values
@@ -329,25 +368,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         )
     eval_steps = int(fn_args.eval_steps or 0) or None  # None: the whole eval split
 
-    bucketing = bool(config.get("train_length_bucketing", False))
-    train_ds = _input_fn(
-        fn_args.train_files,
-        fn_args.data_accessor,
-        tf_transform_output,
-        train_batch,
-        repeat=True,
-        seed=seed,
-        length_bucketing=bucketing,
-    )
-    eval_ds = _input_fn(
-        fn_args.eval_files,
-        fn_args.data_accessor,
-        tf_transform_output,
-        eval_batch,
-        repeat=False,
-        seed=seed,
-        length_bucketing=bucketing,
-    )
+    train_ds, eval_ds = _train_and_eval_datasets(fn_args, tf_transform_output, config, train_batch, eval_batch)
 
     with strategy.scope():
         model = compile_model(config, hparams, train_steps)
@@ -379,8 +400,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         json.dump(summary, handle, indent=2)
     logger.info("Trainer: finished, %s", {k: v for k, v in summary.items() if k != "hyperparameters"})
 
-    max_length = int(tf_transform_output.transformed_feature_spec()[features.INPUT_WORD_IDS].shape[-1])
-    signatures = serving_signatures(model, tf_transform_output, serving_buckets(config, max_length))
+    buckets = serving_buckets(config, padded_length(tf_transform_output))
+    signatures = serving_signatures(model, tf_transform_output, buckets)
     model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures, include_optimizer=False)
 
 
@@ -418,8 +439,8 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     strategy = distribution_strategy()
     train_batch, eval_batch = _batch_sizes(config, strategy)
     train_steps = int(fn_args.train_steps or 0) or max(_count_records(fn_args.train_files) // train_batch, 1)
-    fixed = {key: config.get(key, default) for key, default in DEFAULT_HYPERPARAMETERS.items()}
-    bucketing = bool(config.get("train_length_bucketing", False))
+    fixed = configured_hyperparameters(config)
+    train_ds, eval_ds = _train_and_eval_datasets(fn_args, tf_transform_output, config, train_batch, eval_batch)
 
     def build(hp: keras_tuner.HyperParameters) -> tf.keras.Model:
         with strategy.scope():
@@ -439,24 +460,8 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     return tfx.components.TunerFnResult(
         tuner=tuner,
         fit_kwargs={
-            "x": _input_fn(
-                fn_args.train_files,
-                fn_args.data_accessor,
-                tf_transform_output,
-                train_batch,
-                repeat=True,
-                seed=seed,
-                length_bucketing=bucketing,
-            ),
-            "validation_data": _input_fn(
-                fn_args.eval_files,
-                fn_args.data_accessor,
-                tf_transform_output,
-                eval_batch,
-                repeat=False,
-                seed=seed,
-                length_bucketing=bucketing,
-            ),
+            "x": train_ds,
+            "validation_data": eval_ds,
             "steps_per_epoch": train_steps,
             "validation_steps": int(fn_args.eval_steps or 0) or None,
             "epochs": 1,

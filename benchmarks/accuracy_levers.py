@@ -1,13 +1,14 @@
 """Accuracy levers on one budget: each variant changes one setting of a baseline and trains on the same reviews.
 
-    IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz python benchmarks/accuracy_levers.py --train-examples 1500
-    python benchmarks/accuracy_levers.py --preset smoke --levers baseline head_only   # generated data, seconds
+    IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz python -m benchmarks.accuracy_levers --train-examples 1500
+    python -m benchmarks.accuracy_levers --preset smoke --levers baseline head_only   # generated data, seconds
 
 Variants (one change each from `baseline`: the preset's settings at 128 tokens, head+tail truncation, masked-mean
 pooling, AdamW with warm-up and linear decay, one epoch): `head_only`, `seq_256`, `seq_512`, `constant_lr`,
 `cls_pooling`, `epochs_2`. Every variant sees the same balanced sample of training reviews in the same order and is
 scored on the same balanced sample of test reviews, with the product's own code: `encode_reviews` (the Transform
-module's tokenization), `compile_model` and `bucket_by_length` (the Trainer module's). No TFX orchestration here, so
+module's tokenization), `compile_model` and `bucket_by_length` (the Trainer's, `pipeline_modules.trainer`), with
+the Trainer's own `TrainerSettings` built from each variant's configuration. No TFX orchestration here, so
 a variant costs its training and scoring only. Writes benchmarks/results/accuracy-levers.json and prints a table.
 """
 
@@ -17,14 +18,11 @@ import argparse
 import dataclasses
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import RESULTS_DIR, print_table, write_result  # noqa: E402
+from benchmarks.common import RESULTS_DIR, print_table, write_result
 
 LEVERS: dict[str, dict[str, Any]] = {
     "baseline": {},
@@ -60,9 +58,9 @@ class Study:
     """Data, encoder and tokenization shared by the variants (tokenized once per length/truncation setting)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from pipeline_modules import imdb_data
+        from pipeline_modules import data as imdb_data
         from pipeline_modules.config import config_for
-        from pipeline_modules.local_runner import prepare_data_source, resolve_encoder_for
+        from pipeline_modules.environment import prepare_data_source, resolve_encoder_for
 
         overrides: dict[str, Any] = {"learning_rate": args.learning_rate} if args.learning_rate else {}
         if args.pipeline_root:
@@ -107,13 +105,14 @@ class Study:
         import tensorflow as tf
 
         from pipeline_modules import features
-        from pipeline_modules.pipeline import trainer_custom_config
-        from pipeline_modules.trainer_module import bucket_by_length, compile_model, configured_hyperparameters
+        from pipeline_modules.settings import TrainerSettings
+        from pipeline_modules.trainer.data import bucket_by_length
+        from pipeline_modules.trainer.model import compile_model
 
         config = dataclasses.replace(self.base, **changes)
         train_inputs, test_inputs = self.tokenized(config.max_seq_length, config.head_fraction)
-        custom = trainer_custom_config(config, self.encoder)
-        hparams = configured_hyperparameters(custom)
+        settings = TrainerSettings.from_config(config, self.encoder)
+        hparams = settings.hyperparameters
         batch = config.train_batch_size
         steps = max(math.ceil(config.num_epochs * len(self.train) / batch), 1)
         train_labels = tf.constant([r.label for r in self.train], tf.int64)
@@ -127,7 +126,7 @@ class Study:
             config.max_seq_length,
             drop_remainder=True,
         ).prefetch(tf.data.AUTOTUNE)
-        model = compile_model(custom, hparams, steps)
+        model = compile_model(settings, hparams, steps)
         started = time.perf_counter()
         model.fit(train_ds, steps_per_epoch=steps, epochs=1, verbose=0)
         train_s = time.perf_counter() - started
@@ -153,7 +152,7 @@ class Study:
             "max_seq_length": config.max_seq_length,
             "head_fraction": config.head_fraction,
             "pooling": config.pooling,
-            "learning_rate": hparams["learning_rate"],
+            "learning_rate": hparams.learning_rate,
             "learning_rate_schedule": config.learning_rate_schedule,
             "num_epochs": config.num_epochs,
             "train_steps": steps,

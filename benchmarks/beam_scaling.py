@@ -1,6 +1,6 @@
 """Beam speed-up of the data components: ExampleGen, StatisticsGen and Transform with 1 vs N DirectRunner workers.
 
-    IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz python benchmarks/beam_scaling.py --preset full --workers 1 2
+    IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz python -m benchmarks.beam_scaling --preset full --workers 1 2
 
 Each setting is a partial pipeline run (up to Transform) in its own pipeline root, in multi-processing mode, so the
 only difference is the worker count. Writes benchmarks/results/beam-scaling.json and prints a table.
@@ -9,25 +9,23 @@ only difference is the worker count. Writes benchmarks/results/beam-scaling.json
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipeline_modules.config import config_for  # noqa: E402
-from pipeline_modules.local_runner import prepare_data_source, resolve_encoder_for, run  # noqa: E402
-from pipeline_modules.run_summary import latest_run  # noqa: E402
+from benchmarks.common import print_table, write_result
+from pipeline_modules.config import config_for
+from pipeline_modules.environment import prepare_data_source, resolve_encoder_for
+from pipeline_modules.local_runner import run
+from pipeline_modules.run_summary import latest_run
 
 COMPONENTS = ("ImdbExampleGen", "StatisticsGen", "Transform")
 
 
-def measure(preset: str, workers: int, imdb_archive: str | None, root: Path) -> dict:
+def measure(preset: str, workers: int, imdb_archive: str | None, root: Path) -> dict[str, Any]:
+    """One partial run (up to Transform) with `workers` DirectRunner workers; wall times from ML Metadata."""
     config = config_for(
         preset,
         pipeline_root=str(root / f"workers-{workers}"),
@@ -49,13 +47,13 @@ def measure(preset: str, workers: int, imdb_archive: str | None, root: Path) -> 
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="full")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--imdb-archive", default=None)
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "beam-scaling.json"))
-    args = parser.parse_args()
+    parser.add_argument("--output", default=None, help="default benchmarks/results/beam-scaling.json")
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="beam-scaling-") as tmp:
         results = [measure(args.preset, n, args.imdb_archive, Path(tmp)) for n in args.workers]
@@ -64,25 +62,25 @@ def main() -> int:
         result["speedup_vs_first"] = (
             round(base / result["data_components_s"], 3) if result["data_components_s"] else None
         )
-    report = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cores": os.cpu_count(), "python": platform.python_version()},
+    payload = {
         "settings": {"preset": args.preset, "runner": "DirectRunner multi_processing", "to_component": "Transform"},
         "results": results,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
-    print(
-        f"\n{'workers':>7} {'ExampleGen s':>12} {'StatisticsGen s':>15} {'Transform s':>11} {'sum s':>8}"
-        f" {'speed-up':>8}"
+    path = write_result("beam-scaling", payload, args.output)
+    print()
+    print_table(
+        ["workers", "ExampleGen s", "StatisticsGen s", "Transform s", "sum s", "speed-up"],
+        [
+            [
+                r["workers"],
+                *(r["components_s"][name] for name in COMPONENTS),
+                r["data_components_s"],
+                r["speedup_vs_first"],
+            ]
+            for r in results
+        ],
     )
-    for r in results:
-        c = r["components_s"]
-        print(
-            f"{r['workers']:>7} {c['ImdbExampleGen']:>12} {c['StatisticsGen']:>15} {c['Transform']:>11} "
-            f"{r['data_components_s']:>8} {r['speedup_vs_first']:>8}"
-        )
-    print(f"wrote {args.output}")
+    print(f"wrote {path}")
     return 0
 
 

@@ -1,4 +1,8 @@
-"""What every benchmark shares: the machine description, a measured matmul peak, FLOP counts, and the JSON writer."""
+"""What every benchmark shares: the machine description, a measured matmul peak, FLOP counts, and the JSON writer.
+
+Benchmarks run from the repository root as modules (``python -m benchmarks.<name>``) and import this as
+``from benchmarks.common import ...``.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,16 @@ import json
 import math
 import os
 import platform
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from stacks.compat import use_legacy_keras
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+use_legacy_keras()  # before any benchmark loads TensorFlow: the pipeline's modules need Keras 2
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -99,7 +102,7 @@ def write_result(name: str, payload: Mapping[str, Any], output: str | os.PathLik
     """benchmarks/results/<name>.json (or `output`), with the date and machine always included."""
     path = Path(output) if output else RESULTS_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": name, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    record = {"benchmark": name, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     if "machine" not in payload:
         record["machine"] = machine()
     record.update(payload)
@@ -119,6 +122,7 @@ def finite(value: Any) -> Any:
 
 
 def print_table(headers: list[str], rows: list[list[Any]]) -> None:
+    """A right-aligned plain-text table (floats to 4 significant digits, None as blank), for the terminal."""
     cells = [[h for h in headers]] + [
         ["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row] for row in rows
     ]

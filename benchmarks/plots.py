@@ -1,6 +1,6 @@
 """Plots of the benchmark results (matplotlib, Agg backend: no display needed).
 
-    python benchmarks/plots.py                     # every plot whose input JSON exists in benchmarks/results/
+    python -m benchmarks.plots                     # every plot whose input JSON exists in benchmarks/results/
 
 Each plot is a function ``(json_path, png_path) -> png_path`` registered in ``PLOTS`` under the PNG's file name,
 with the JSON file it reads. To add one, write the function and add a line to ``PLOTS``.
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from benchmarks.common import RESULTS_DIR
 
 PlotFunction = Callable[[Path, Path], Path]
 
@@ -47,7 +47,9 @@ def plot_latency_vs_concurrency(serve_json_path: str | Path, png_path: str | Pat
     server = data.get("server", {})
     on = server.get("batching_on", {})
     if any("c1" in on.get(protocol, {}) for protocol in ("rest", "grpc")):
-        raise ValueError(f"{serve_json_path} has the older layout (no input kinds): re-run benchmarks/serve_bench.py")
+        raise ValueError(
+            f"{serve_json_path} has the older layout (no input kinds): re-run python -m benchmarks.serve_bench"
+        )
     in_process = data.get("in_process", {})
     top = data.get("headline_concurrency") or max(data.get("settings", {}).get("concurrency", [1]))
 

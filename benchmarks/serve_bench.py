@@ -1,8 +1,8 @@
 """Serving benchmark: the server's latency (p50/p95/p99) and throughput at several concurrency levels, over REST and
 gRPC, for short (one sentence) and long (full review) inputs, against the same SavedModel called in-process.
 
-    python benchmarks/serve_bench.py                                  # the toy model, built on the fly
-    python benchmarks/serve_bench.py --model_base_path serving_model/bert_imdb --duration 8
+    python -m benchmarks.serve_bench                                  # the toy model, built on the fly
+    python -m benchmarks.serve_bench --model_base_path serving_model/bert_imdb --duration 8
 
 Every request carries one input: a sentence (``short``) or a full movie review of 340-370 BERT word pieces (``long``,
 more than any exported ``max_seq_length``, so the model always fills its longest sequence). For each protocol x input x
@@ -12,7 +12,9 @@ in-process reference runs the model layer directly: one input per call, one call
 of the highest concurrency level in one call (throughput: the limit the server approaches).
 
 Loops are bounded by ``--duration`` and ``--max_requests`` and only talk to 127.0.0.1. Client and server share this
-machine's cores, so server figures include the client's CPU cost. Prints a table, writes
+machine's cores, so server figures include the client's CPU cost. Every model the benchmark serves must have the
+pipeline's ``serving_default`` signature (a ``text`` input); the toy model is the tests' double
+(``tests/doubles/toy_model.py``). Prints a table, writes
 ``benchmarks/results/serve.json`` (headline keys at the top; ``..._c32`` means the highest concurrency level measured,
 ``headline_concurrency``) and a latency-vs-concurrency plot next to it (``benchmarks/plots.py``).
 """
@@ -32,16 +34,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH_DIR = Path(__file__).resolve().parent
-for _path in (str(ROOT), str(BENCH_DIR)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from benchmarks.common import RESULTS_DIR, print_table, write_result
 
-from common import RESULTS_DIR, print_table, write_result  # noqa: E402
+if TYPE_CHECKING:
+    from model_server.model import ServableModel
+
+SIGNATURE = "serving_default"  # the pipeline's serving contract (pipeline_modules/features.py)
+TEXT_INPUT = "text"
 
 SENTENCES = [
     "A wonderful film with a great cast.",
@@ -309,7 +310,7 @@ def grpc_call_factory(target: str, model: str, texts: Sequence[str]) -> Callable
 
     def make() -> Callable[[int], int]:
         client = GrpcClient(target, timeout=120)
-        requests = [client.predict_request(model, {"text": [s.encode()]}) for s in texts]
+        requests = [client.predict_request(model, {TEXT_INPUT: [s.encode()]}, SIGNATURE) for s in texts]
 
         def call(n: int) -> int:
             client.prediction.Predict(requests[n % len(requests)], timeout=120)
@@ -320,7 +321,7 @@ def grpc_call_factory(target: str, model: str, texts: Sequence[str]) -> Callable
     return make
 
 
-def in_process_factory(model, texts: Sequence[str], batch: int) -> Callable[[], Callable[[int], int]]:
+def in_process_factory(model: ServableModel, texts: Sequence[str], batch: int) -> Callable[[], Callable[[int], int]]:
     import numpy as np
 
     def make() -> Callable[[int], int]:
@@ -328,10 +329,10 @@ def in_process_factory(model, texts: Sequence[str], batch: int) -> Callable[[], 
         for k in range(len(texts)):
             arr = np.empty(batch, dtype=object)
             arr[:] = [texts[(k + j) % len(texts)].encode() for j in range(batch)]
-            inputs.append({"text": arr})
+            inputs.append({TEXT_INPUT: arr})
 
         def call(n: int) -> int:
-            model.predict("serving_default", inputs[n % len(inputs)])
+            model.predict(SIGNATURE, inputs[n % len(inputs)])
             return batch
 
         return call
@@ -343,12 +344,12 @@ def in_process_factory(model, texts: Sequence[str], batch: int) -> Callable[[], 
 
 
 def run_server_phases(
-    args, base_path: str, batching: bool, workdir: str, plan: Sequence[tuple[str, int]]
+    args: argparse.Namespace, base_path: str, batching: bool, workdir: str, plan: Sequence[tuple[str, int]]
 ) -> dict[str, object]:
     """Start a server, measure each (input, concurrency) of ``plan`` over both protocols, stop it.
 
     Returns ``{protocol: {input: {"c<n>": stats}}, "metrics_excerpt": [...], "server_exit_code": int}``."""
-    from model_server.client import start_server
+    from model_server.process import start_server
 
     top = max(args.concurrency)
     extra = [
@@ -481,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from model_server.model import ServableModel, import_op_libraries
     from model_server.repository import list_versions
-    from model_server.toy_model import build_toy_model
+    from tests.doubles.toy_model import build_toy_model
 
     workdir = tempfile.mkdtemp(prefix="serve_bench-")
     base_path = args.model_base_path
@@ -489,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     if not base_path:
         base_path = os.path.join(workdir, args.model_name)
         build_toy_model(os.path.join(base_path, "1"), work_layers=args.toy_work_layers)
-        model_kind = "toy keyword model (model_server.toy_model)"
+        model_kind = "toy keyword model (tests/doubles/toy_model.py)"
         if args.toy_work_layers:
             model_kind += f" with {args.toy_work_layers} dense 768-wide layers of work per instance"
     versions = list_versions(base_path)
@@ -607,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     out = write_result("serve", payload, args.output)
     print(f"wrote {out}")
     if not args.no_plot:
-        from plots import plot_latency_vs_concurrency
+        from benchmarks.plots import plot_latency_vs_concurrency
 
         png = Path(args.plot_output) if args.plot_output else _default_plot_path(out)
         print(f"wrote {plot_latency_vs_concurrency(out, png)}")

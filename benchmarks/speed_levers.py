@@ -1,7 +1,7 @@
 """Speed levers, one at a time, each in a fresh process: training steps/s and in-process serving latency.
 
-    IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz python benchmarks/speed_levers.py
-    python benchmarks/speed_levers.py --preset smoke --steps 3        # generated data, 2-layer encoder, seconds
+    IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz python -m benchmarks.speed_levers
+    python -m benchmarks.speed_levers --preset smoke --steps 3        # generated data, 2-layer encoder, seconds
 
 Training (real reviews, the preset's encoder and `max_seq_length`, batch of the preset): `baseline` pads every review
 to `max_seq_length` (Transform's output as is) and prefetches; `bucketing` groups batches by length and pads to the
@@ -18,17 +18,16 @@ Writes benchmarks/results/speed-levers.json and prints a table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import print_table, write_result  # noqa: E402
+from benchmarks.common import ROOT, print_table, write_result
+from stacks.compat import LEGACY_KERAS_ENV
 
 TRAIN_LEVERS: dict[str, dict[str, Any]] = {
     "baseline": {"bucketing": False},
@@ -46,9 +45,9 @@ SHORT = "A wonderful film with a great cast."
 
 
 def _setup(args: argparse.Namespace) -> tuple[Any, list[Any], Any]:
-    from pipeline_modules import imdb_data
+    from pipeline_modules import data as imdb_data
     from pipeline_modules.config import config_for
-    from pipeline_modules.local_runner import prepare_data_source, resolve_encoder_for
+    from pipeline_modules.environment import prepare_data_source, resolve_encoder_for
 
     overrides = {"pipeline_root": args.pipeline_root} if args.pipeline_root else {}
     config = config_for(args.preset, **overrides)
@@ -76,8 +75,9 @@ def train_lever(args: argparse.Namespace, lever: dict[str, Any]) -> dict[str, An
     if lever.get("threads"):
         tf.config.threading.set_intra_op_parallelism_threads(lever["threads"])
         tf.config.threading.set_inter_op_parallelism_threads(lever["threads"])
-    from pipeline_modules.pipeline import trainer_custom_config
-    from pipeline_modules.trainer_module import bucket_by_length, compile_model, configured_hyperparameters
+    from pipeline_modules.settings import TrainerSettings
+    from pipeline_modules.trainer.data import bucket_by_length
+    from pipeline_modules.trainer.model import compile_model
 
     config, records, encoder = _setup(args)
     inputs = _encode(tf.constant([r.text for r in records]), config, encoder)
@@ -88,10 +88,10 @@ def train_lever(args: argparse.Namespace, lever: dict[str, Any]) -> dict[str, An
         dataset = bucket_by_length(dataset, batch, config.max_seq_length, drop_remainder=True)
     if lever.get("prefetch", True):
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    custom = {**trainer_custom_config(config, encoder), "jit_compile": bool(lever.get("jit_compile"))}
-    hparams = configured_hyperparameters(custom)
+    settings = TrainerSettings.from_config(config, encoder)
+    settings = dataclasses.replace(settings, jit_compile=bool(lever.get("jit_compile")))
     tf.keras.utils.set_random_seed(1)
-    model = compile_model(custom, hparams, args.warmup_steps + args.steps)
+    model = compile_model(settings, settings.hyperparameters, args.warmup_steps + args.steps)
     iterator = iter(dataset)
     step_times = []
     steps = min(args.steps, lever.get("max_steps", args.steps))
@@ -146,11 +146,12 @@ def input_pipeline(args: argparse.Namespace) -> dict[str, Any]:
 def serve_lever(args: argparse.Namespace, lever: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
-    from pipeline_modules.trainer_module import build_model, serving_buckets, trim_to_length_bucket
+    from pipeline_modules.trainer.export import serving_buckets, trim_to_length_bucket
+    from pipeline_modules.trainer.model import build_model
 
     config, records, encoder = _setup(args)
     model = build_model(encoder.path, pooling=config.pooling, dropout=0.0)
-    buckets = serving_buckets({"serving_length_buckets": list(config.serving_length_buckets)}, config.max_seq_length)
+    buckets = serving_buckets(config.serving_length_buckets, config.max_seq_length)
 
     @tf.function(jit_compile=bool(lever.get("jit_compile")))
     def network(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
@@ -198,9 +199,14 @@ def _child(args: argparse.Namespace) -> int:
 
 
 def _run_child(argv: list[str], job: str) -> dict[str, Any]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
+    env = {**os.environ, **LEGACY_KERAS_ENV, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run(
-        [sys.executable, __file__, *argv, "--child", job], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-m", "benchmarks.speed_levers", *argv, "--child", job],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:

@@ -1,8 +1,8 @@
 """Training benchmark: the whole pipeline on a preset, with per-component wall times, training throughput, model FLOPs
 utilisation (MFU) against a matmul peak measured in the same run, and TFMA's metrics on the eval split.
 
-    IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz python benchmarks/train_bench.py --preset full   # all 25,000 test reviews
-    python benchmarks/train_bench.py --preset smoke                                      # generated data, minutes
+    IMDB_ARCHIVE=/path/to/aclImdb_v1.tar.gz python -m benchmarks.train_bench --preset full   # all 25,000 test reviews
+    python -m benchmarks.train_bench --preset smoke                                      # generated data, minutes
 
 Any pipeline flag passes through (`--max-seq-length 256`, `--train-length-bucketing false`, ...). The run gets its
 own pipeline root (`pipelines/benchmark-<preset>`, emptied first) so no earlier model is its baseline; the model is
@@ -22,9 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from benchmarks.common import (
     ROOT,
     encoder_dimensions,
     matmul_peak_flops,
@@ -73,7 +71,8 @@ def steady_rate(curve_path: Path) -> tuple[float, int]:
 
 def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
     from pipeline_modules.config import add_config_arguments, as_dict, config_for, overrides_from_args
-    from pipeline_modules.local_runner import configure_logging, prepare_data_source, resolve_encoder_for, run
+    from pipeline_modules.environment import prepare_data_source, resolve_encoder_for
+    from pipeline_modules.local_runner import configure_logging, run
     from pipeline_modules.run_summary import format_summary, latest_run
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

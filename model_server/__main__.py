@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Before TensorFlow is imported: quiet C++ start-up chatter, and the project's Keras 2 choice (TFX 1.16).
+    """Parse the flags and serve until SIGTERM/SIGINT; returns the exit status (2: bad flags)."""
+    # Before TensorFlow is imported: quiet its C++ start-up chatter. (SavedModels load without Keras, 2 or 3.)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     args = list(sys.argv[1:] if argv is None else argv)
     level = next((a.split("=", 1)[1] for a in args if a.startswith("--log_level=")), "INFO")
     logging.basicConfig(
@@ -19,7 +19,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from model_server.config import ConfigError, parse_args
+    from model_server.config import parse_args
+    from model_server.model_config import ConfigError
 
     try:
         options = parse_args(args)

@@ -17,13 +17,14 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
-from model_server.config import BatchingOptions
 from model_server.errors import Internal, ResourceExhausted, to_serving_error
 from model_server.metrics import Metrics
 from model_server.model import ServableModel
+from model_server.model_config import BatchingOptions
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class _Task:
 class _Queue:
     __slots__ = ("key", "model", "signature", "tasks", "size", "depth_gauge")
 
-    def __init__(self, key: tuple, model: ServableModel, signature: str, depth_gauge):
+    def __init__(self, key: tuple, model: ServableModel, signature: str, depth_gauge: Any) -> None:
         self.key = key
         self.model = model
         self.signature = signature
@@ -78,7 +79,7 @@ class _Queue:
         self.depth_gauge = depth_gauge
 
 
-def _resolve(future: asyncio.Future, result, error: BaseException | None) -> None:
+def _resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
     if future.done():  # the caller gave up (deadline, disconnect)
         return
     if error is not None:

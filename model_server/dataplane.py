@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from model_server.batching import BatchScheduler, DirectRunner
-from model_server.contract import TEXT_INPUT
 from model_server.errors import InvalidArgument, Unimplemented
 from model_server.logs import RequestLog
 from model_server.metrics import OTHER_MODEL
@@ -35,6 +34,8 @@ class ModelRef:
 
 @dataclasses.dataclass
 class PredictResult:
+    """What a predict call produced, and which servable and signature produced it."""
+
     model: ServableModel
     signature: SignatureInfo
     outputs: dict[str, np.ndarray]
@@ -44,14 +45,16 @@ class PredictResult:
 @dataclasses.dataclass(frozen=True)
 class PlaneOptions:
     max_instances_per_request: int = 1024
-    allow_empty_text: bool = False
+    allow_empty_text: bool = False  # accept empty strings in inputs the model's hints mark non_empty_text_inputs
 
 
-def _shape_text(shape) -> str:
+def _shape_text(shape: Sequence[int | None]) -> str:
     return "[" + ",".join("-1" if d is None else str(d) for d in shape) + "]"
 
 
 class DataPlane:
+    """The operations both transports expose, on the models of one repository."""
+
     def __init__(
         self,
         repository: ModelRepository,
@@ -59,7 +62,7 @@ class DataPlane:
         batcher: BatchScheduler | None,
         options: PlaneOptions,
         request_log: RequestLog | None = None,
-    ):
+    ) -> None:
         self.repository = repository
         self._direct = direct
         self._batcher = batcher
@@ -110,7 +113,7 @@ class DataPlane:
         if output_filter:
             outputs = {k: outputs[k] for k in dict.fromkeys(output_filter)}
         if self._request_log is not None:
-            self._request_log.submit(request_id, model.name, model.version, sig.name, inputs, outputs)
+            self._request_log.submit(request_id, model.name, model.version, sig, inputs, outputs)
         return PredictResult(model, sig, outputs, size)
 
     def unsupported(self, ref: ModelRef, method: str) -> None:
@@ -122,7 +125,7 @@ class DataPlane:
         )
 
     def _validate(self, model: ServableModel, sig: SignatureInfo, inputs: Mapping[str, np.ndarray]) -> tuple[int, bool]:
-        """Names, dtypes, shapes, batch size and text content; returns (batch size, batchable)."""
+        """Names, dtypes, shapes, batch size and (per the model's hints) text content; returns (size, batchable)."""
         expected = set(sig.inputs)
         got = set(inputs)
         if got != expected:
@@ -157,8 +160,8 @@ class DataPlane:
                 f"The request has {size} instances, more than the limit of {self._opt.max_instances_per_request} "
                 f"(--max_instances_per_request); split it into smaller requests"
             )
-        if TEXT_INPUT in inputs and sig.inputs[TEXT_INPUT].dtype.is_string:
-            self._check_text(inputs[TEXT_INPUT])
+        for name in sig.hints.non_empty_text_inputs:  # string inputs: checked when the version loaded
+            self._check_text(name, inputs[name])
         return size, batched
 
     @staticmethod
@@ -181,13 +184,13 @@ class DataPlane:
                 f"{_shape_text(info.shape)} (-1: any size)"
             )
 
-    def _check_text(self, arr: np.ndarray) -> None:
+    def _check_text(self, name: str, arr: np.ndarray) -> None:
         for i, value in enumerate(arr.flat):
             try:
                 text = value.decode("utf-8")
             except UnicodeDecodeError:
-                raise InvalidArgument(f"Input '{TEXT_INPUT}' instance {i} is not valid UTF-8") from None
+                raise InvalidArgument(f"Input '{name}' instance {i} is not valid UTF-8") from None
             if not self._opt.allow_empty_text and not text.strip():
                 raise InvalidArgument(
-                    f"Input '{TEXT_INPUT}' instance {i} is empty or whitespace-only: send the text to classify"
+                    f"Input '{name}' instance {i} is empty or whitespace-only: send the text to classify"
                 )

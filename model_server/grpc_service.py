@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+import numpy as np
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -25,11 +25,13 @@ from tensorflow_serving.apis import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from model_server import tensors
-from model_server.config import ConfigError, ModelConfig, configs_from_proto
+from model_server.calls import REQUEST_ID_HEADER, Call, CallRecorder
 from model_server.dataplane import DataPlane, ModelRef
 from model_server.errors import Code, InvalidArgument, ServingError, Unavailable, to_serving_error
-from model_server.logs import AccessLog, utc_now
+from model_server.logs import AccessLog
 from model_server.metrics import Metrics
+from model_server.model import DEFAULT_SIGNATURE, SignatureInfo
+from model_server.model_config import ConfigError, ModelConfig, configs_from_proto
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +39,11 @@ PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 MODEL_SERVICE = "tensorflow.serving.ModelService"
 
 
-class _Call:
-    __slots__ = ("request_id", "model", "version", "signature", "instances")
-
-    def __init__(self, request_id: str):
-        self.request_id = request_id
-        self.model: str | None = None
-        self.version: int | None = None
-        self.signature: str | None = None
-        self.instances: int | None = None
+_METADATA_KEY = REQUEST_ID_HEADER.lower()  # gRPC metadata keys are lower-case
+Handler = Callable[[Any, Call], Awaitable[Any]]
 
 
-def _ref(spec, call: _Call) -> ModelRef:
+def _ref(spec: Any, call: Call) -> ModelRef:
     if not spec.name:
         raise InvalidArgument("Missing model name in request.")
     call.model = spec.name
@@ -68,10 +63,9 @@ class GrpcTransport:
         metrics: Metrics,
         access_log: AccessLog,
         reload_config: Callable[[Sequence[ModelConfig]], Awaitable[None]],
-    ):
+    ) -> None:
         self.plane = plane
-        self._metrics = metrics
-        self._access_log = access_log
+        self._calls = CallRecorder("grpc", metrics, access_log, plane.metric_model_label)
         self.reload_config = reload_config
         self._inflight = metrics.inflight.labels("grpc")
         self.draining = False
@@ -82,86 +76,56 @@ class GrpcTransport:
         method: str,
         request: Any,
         context: grpc.aio.ServicerContext,
-        handler: Callable[[Any, _Call], Awaitable[Any]],
+        handler: Handler,
         empty: Callable[[], Any],
     ) -> Any:
         start = time.perf_counter()
         metadata = dict(context.invocation_metadata() or ())
-        header_id = metadata.get("x-request-id", "")
-        request_id = header_id if isinstance(header_id, str) and 0 < len(header_id) <= 64 else uuid.uuid4().hex[:16]
-        call = _Call(request_id)
-        error: ServingError | None = None
+        call = self._calls.new_call(metadata.get(_METADATA_KEY))
+        call.method = method.lower()
         self._inflight.inc()
         try:
             if self.draining:
                 raise Unavailable("The server is shutting down")
             response = await handler(request, call)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never a traceback
-            error, unexpected = to_serving_error(exc, request_id)
+            call.error, unexpected = to_serving_error(exc, call.request_id)
             if unexpected:
-                log.error("request %s: unexpected error", request_id, exc_info=exc)
-            context.set_code(error.grpc_code)
-            context.set_details(error.message)
+                log.error("request %s: unexpected error", call.request_id, exc_info=exc)
+            context.set_code(call.error.grpc_code)
+            context.set_details(call.error.message)
             response = empty()
         finally:
             self._inflight.dec()
-        context.set_trailing_metadata((("x-request-id", request_id),))
-        self._record(service, method, call, error, request, response, time.perf_counter() - start)
+        context.set_trailing_metadata(((_METADATA_KEY, call.request_id),))
+        self._calls.record(
+            call,
+            time.perf_counter() - start,
+            path=f"/{service}/{method}",
+            status=(call.error.code if call.error is not None else Code.OK).value,
+            request_bytes=request.ByteSize(),
+            response_bytes=response.ByteSize(),
+        )
         return response
-
-    def _record(
-        self,
-        service: str,
-        method: str,
-        call: _Call,
-        error: ServingError | None,
-        request: Any,
-        response: Any,
-        seconds: float,
-    ) -> None:
-        code = error.code.name if error is not None else "OK"
-        model = self.plane.metric_model_label(call.model)
-        name = method.lower()
-        self._metrics.requests.labels("grpc", model, name, code).inc()
-        self._metrics.request_latency.labels("grpc", model, name).observe(seconds)
-        if error is not None:
-            self._metrics.request_errors.labels("grpc", model, name, code).inc()
-        if self._access_log.enabled:
-            self._access_log.write(
-                {
-                    "ts": utc_now(),
-                    "request_id": call.request_id,
-                    "protocol": "grpc",
-                    "path": f"/{service}/{method}",
-                    "method": name,
-                    "model": call.model,
-                    "version": call.version,
-                    "signature": call.signature,
-                    "status": (error.code if error is not None else Code.OK).value,
-                    "code": code,
-                    "instances": call.instances,
-                    "request_bytes": request.ByteSize(),
-                    "response_bytes": response.ByteSize(),
-                    "duration_ms": round(seconds * 1000, 3),
-                }
-            )
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, transport: GrpcTransport):
+    """``tensorflow.serving.PredictionService``."""
+
+    def __init__(self, transport: GrpcTransport) -> None:
         self._t = transport
 
-    async def Predict(self, request, context):  # noqa: N802 - gRPC method names
+    async def Predict(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802 - gRPC names
         return await self._t.call(
             PREDICTION_SERVICE, "Predict", request, context, self._predict, predict_pb2.PredictResponse
         )
 
-    async def _predict(self, request: predict_pb2.PredictRequest, call: _Call) -> predict_pb2.PredictResponse:
+    async def _predict(self, request: Any, call: Call) -> Any:
         ref = _ref(request.model_spec, call)
-        signature_name = request.model_spec.signature_name or "serving_default"
+        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         call.signature = signature_name
 
-        def decode(sig):
+        def decode(sig: SignatureInfo) -> dict[str, np.ndarray]:
             return {name: tensors.proto_to_ndarray(proto, name) for name, proto in request.inputs.items()}
 
         result = await self._t.plane.predict(
@@ -178,7 +142,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             tensors.ndarray_to_proto(arr, result.signature.outputs[name].dtype, out=response.outputs[name])
         return response
 
-    async def GetModelMetadata(self, request, context):  # noqa: N802
+    async def GetModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         return await self._t.call(
             PREDICTION_SERVICE,
             "GetModelMetadata",
@@ -188,7 +152,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             get_model_metadata_pb2.GetModelMetadataResponse,
         )
 
-    async def _metadata(self, request, call: _Call):
+    async def _metadata(self, request: Any, call: Call) -> Any:
         ref = _ref(request.model_spec, call)
         fields = list(request.metadata_field)
         if not fields:
@@ -204,26 +168,28 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.metadata["signature_def"].Pack(model.signature_def_map)
         return response
 
-    async def _unsupported(self, method: str, request, context, empty):
-        async def handler(req, call: _Call):
+    async def _unsupported(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext, empty: Callable[[], Any]
+    ) -> Any:
+        async def handler(req: Any, call: Call) -> None:
             self._t.plane.unsupported(_ref(req.model_spec, call), method)
 
         return await self._t.call(PREDICTION_SERVICE, method, request, context, handler, empty)
 
-    async def Classify(self, request, context):  # noqa: N802
+    async def Classify(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         from tensorflow_serving.apis import classification_pb2
 
         return await self._unsupported("Classify", request, context, classification_pb2.ClassificationResponse)
 
-    async def Regress(self, request, context):  # noqa: N802
+    async def Regress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         from tensorflow_serving.apis import regression_pb2
 
         return await self._unsupported("Regress", request, context, regression_pb2.RegressionResponse)
 
-    async def MultiInference(self, request, context):  # noqa: N802
+    async def MultiInference(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         from tensorflow_serving.apis import inference_pb2
 
-        async def handler(req, call: _Call):
+        async def handler(req: Any, call: Call) -> None:
             for task in req.tasks:  # every named model must exist before we say "unsupported"
                 self._t.plane.model(_ref(task.model_spec, call))
             raise ServingError(
@@ -236,15 +202,17 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, transport: GrpcTransport):
+    """``tensorflow.serving.ModelService``."""
+
+    def __init__(self, transport: GrpcTransport) -> None:
         self._t = transport
 
-    async def GetModelStatus(self, request, context):  # noqa: N802
+    async def GetModelStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         return await self._t.call(
             MODEL_SERVICE, "GetModelStatus", request, context, self._status, get_model_status_pb2.GetModelStatusResponse
         )
 
-    async def _status(self, request, call: _Call):
+    async def _status(self, request: Any, call: Call) -> Any:
         ref = _ref(request.model_spec, call)
         response = get_model_status_pb2.GetModelStatusResponse()
         for s in self._t.plane.model_status(ref):
@@ -255,7 +223,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             entry.status.error_message = s.error_message
         return response
 
-    async def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+    async def HandleReloadConfigRequest(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         return await self._t.call(
             MODEL_SERVICE,
             "HandleReloadConfigRequest",
@@ -265,7 +233,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             model_management_pb2.ReloadConfigResponse,
         )
 
-    async def _reload(self, request, call: _Call):
+    async def _reload(self, request: Any, call: Call) -> Any:
         config: model_server_config_pb2.ModelServerConfig = request.config
         try:
             configs = configs_from_proto(config, "ReloadConfigRequest")

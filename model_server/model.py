@@ -11,12 +11,13 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from model_server import tensors
-from model_server.contract import EXAMPLES_INPUT, REVIEW_KEY, SERVING_SIGNATURE
 from model_server.errors import InvalidArgument
+from model_server.hints import HINTS_FILE, HintsError, SignatureHints, read_serving_hints
 from model_server.tensors import DType, TensorInfo
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 INIT_OP_SIGNATURE = "__saved_model_init_op"
-DEFAULT_OP_MODULES = ("tensorflow_text",)  # TF Serving's builds link TF Text's ops in; BERT tokenizers need them
+DEFAULT_SIGNATURE = "serving_default"  # tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY, TF Serving's default
+WARMUP_TEXT = "a warm-up request"  # what synthetic warm-up puts into string inputs and tf.Example features
+DEFAULT_OP_MODULES = ("tensorflow_text",)  # TF Serving's builds link TF Text's ops in; text models' tokenizers use them
 
 
 class ModelLoadError(Exception):
@@ -38,9 +41,10 @@ class SignatureInfo:
     inputs: Mapping[str, TensorInfo]
     outputs: Mapping[str, TensorInfo]
     method_name: str
+    hints: SignatureHints = dataclasses.field(default_factory=SignatureHints)
 
 
-def _tensor_info(name: str, spec) -> TensorInfo:
+def _tensor_info(name: str, spec: Any) -> TensorInfo:
     dtype = tensors.dtype_by_name(spec.dtype.name)
     if dtype is None:
         raise ModelLoadError(f"tensor {name!r} has unsupported dtype {spec.dtype.name}")
@@ -56,9 +60,9 @@ class ServableModel:
         self.version = version
         self.path = path
         self.signatures: dict[str, SignatureInfo] = {}
-        self._functions: dict[str, object] = {}
-        self._loaded = None
-        self._signature_def_map = None
+        self._functions: dict[str, Any] = {}
+        self._loaded: Any = None
+        self._signature_def_map: Any = None
         self.warmup_requests = 0
         self.load_seconds = 0.0
 
@@ -101,11 +105,36 @@ class ServableModel:
             self._functions[sig_name] = fn
         if not self.signatures:
             raise ModelLoadError(f"SavedModel at {self.path} has no usable serving signatures")
+        self._apply_hints()
         if warmup:
             self._warm_up(warmup_batch_sizes)
         self.load_seconds = time.monotonic() - start
 
-    def _read_signature_defs(self):
+    def _apply_hints(self) -> None:
+        """Attach the version's serving hints to its signatures; hints that do not fit the model fail the load."""
+        try:
+            hints = read_serving_hints(self.path)
+        except HintsError as exc:
+            raise ModelLoadError(str(exc)) from None
+        for sig_name, sig_hints in hints.items():
+            sig = self.signatures.get(sig_name)
+            if sig is None:
+                raise ModelLoadError(
+                    f"{HINTS_FILE} names signature {sig_name!r}, which the SavedModel lacks "
+                    f"(it has {', '.join(sorted(self.signatures))})"
+                )
+            for name in sorted(sig_hints.input_names()):
+                info = sig.inputs.get(name)
+                if info is None or not info.dtype.is_string:
+                    raise ModelLoadError(
+                        f"{HINTS_FILE}: signature {sig_name!r} has no string input {name!r} "
+                        f"(its inputs: {', '.join(f'{k} ({v.dtype.display})' for k, v in sig.inputs.items())})"
+                    )
+            self.signatures[sig_name] = dataclasses.replace(sig, hints=sig_hints)
+        if hints:
+            log.info("%s: serving hints for %s", self, ", ".join(sorted(hints)))
+
+    def _read_signature_defs(self) -> Any:
         """The SignatureDefs exactly as stored, for GetModelMetadata (TF Serving returns the MetaGraphDef's map)."""
         from google.protobuf import text_format
         from tensorflow.core.protobuf import saved_model_pb2
@@ -138,7 +167,7 @@ class ServableModel:
     # --- serving -------------------------------------------------------------------------------------------------
 
     @property
-    def signature_def_map(self):
+    def signature_def_map(self) -> Any:
         return self._signature_def_map
 
     def signature(self, name: str) -> SignatureInfo:
@@ -198,7 +227,7 @@ class ServableModel:
                 log.warning("%s: warm-up record %d is a %s; only predict_log is replayed", self, i, kind)
                 continue
             request = entry.predict_log.request
-            sig_name = request.model_spec.signature_name or SERVING_SIGNATURE
+            sig_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
             try:
                 sig = self.signature(sig_name)
                 feed = {k: tensors.proto_to_ndarray(v, k) for k, v in request.inputs.items()}
@@ -212,8 +241,8 @@ class ServableModel:
 
 
 def import_op_libraries(modules: Iterable[str] = DEFAULT_OP_MODULES) -> list[str]:
-    """Import Python packages that register TensorFlow ops (``tensorflow_text`` for the BERT tokenizer baked into
-    the pipeline's serving signature) so SavedModels using them load; returns those that were imported.
+    """Import Python packages that register TensorFlow ops (``tensorflow_text``: the ops of tokenizers baked into
+    text models' serving signatures) so SavedModels using them load; returns those that were imported.
 
     Without it such a model fails to load with "Op type not registered 'CaseFoldUTF8'". Called once by the server
     (``--custom_op_modules``) before any model loads; call it yourself before :meth:`ServableModel.load`."""
@@ -230,20 +259,20 @@ def import_op_libraries(modules: Iterable[str] = DEFAULT_OP_MODULES) -> list[str
 
 
 def synthetic_inputs(sig: SignatureInfo, batch_size: int) -> dict[str, np.ndarray]:
-    """A plausible request for a signature: short text, a tf.Example with the review feature, or zeros."""
+    """A plausible request for a signature: short text, a tf.Example with the features its hints name, or zeros."""
     feed: dict[str, np.ndarray] = {}
     for name, info in sig.inputs.items():
         shape = [batch_size] + [1 if d is None else d for d in (info.shape or (None,))[1:]]
-        feed[name] = _synthetic_tensor(name, info.dtype, shape)
+        feed[name] = _synthetic_tensor(info.dtype, shape, sig.hints.example_inputs.get(name))
     return feed
 
 
-def _synthetic_tensor(name: str, dtype: DType, shape: list[int]) -> np.ndarray:
+def _synthetic_tensor(dtype: DType, shape: list[int], example_features: Sequence[str] | None) -> np.ndarray:
     if dtype.is_string:
-        if name == EXAMPLES_INPUT:
-            value = _serialized_example({REVIEW_KEY: "a warm-up review"})
+        if example_features is not None:
+            value = _serialized_example(dict.fromkeys(example_features, WARMUP_TEXT))
         else:
-            value = b"a warm-up request"
+            value = WARMUP_TEXT.encode("utf-8")
         arr = np.empty(int(np.prod(shape)), dtype=object)
         arr[:] = [value] * arr.size
         return arr.reshape(shape)
@@ -256,7 +285,7 @@ def _serialized_example(features: Mapping[str, str]) -> bytes:
     ex = example_pb2.Example()
     for k, v in features.items():
         ex.features.feature[k].bytes_list.value.append(v.encode("utf-8"))
-    return ex.SerializeToString()
+    return bytes(ex.SerializeToString())
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -1,9 +1,10 @@
-"""Masking of personal data in review text before it is written anywhere (the opt-in request log).
+"""Masking of personal data in request text before it is written anywhere (the opt-in request log).
 
-Reviews are free text: people paste their e-mail address, a link to their blog, a phone number. The request log keeps
-text for drift monitoring, so these are replaced by ``[EMAIL]``, ``[URL]`` and ``[PHONE]``. The rules lean towards
-masking (any run of 7 or more digits is treated as a phone number) but leave what reviews are full of: years and
-year ranges, ratings like 7/10, dates, decimals, money and counts with thousands separators.
+Text sent to a model is free text (reviews, here): people paste their e-mail address, a link to their blog, a phone
+number. The request log keeps text for drift monitoring, so these are replaced by ``[EMAIL]``, ``[URL]`` and
+``[PHONE]``. The rules lean towards masking (any run of 7 or more digits is treated as a phone number) but leave what
+such text is full of: years and year ranges, ratings like 7/10, dates, decimals, money and counts with thousands
+separators.
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from model_server.config import ModelConfig
 from model_server.errors import Code, InvalidArgument, NotFound
 from model_server.metrics import Metrics
 from model_server.model import ModelLoadError, ServableModel
+from model_server.model_config import ModelConfig
 
 log = logging.getLogger(__name__)
 

@@ -12,26 +12,27 @@ import asyncio
 import logging
 import re
 import time
-import uuid
 from typing import Any
 from urllib.parse import unquote
 
+import numpy as np
 from aiohttp import web
-from google.protobuf import json_format
 
 from model_server import rest_codec
+from model_server.calls import REQUEST_ID_HEADER, Call, CallRecorder
 from model_server.dataplane import DataPlane, ModelRef
 from model_server.errors import (
     DeadlineExceeded,
     InvalidArgument,
     NotFound,
     PayloadTooLarge,
-    ServingError,
     Unavailable,
     to_serving_error,
 )
-from model_server.logs import AccessLog, utc_now
+from model_server.logs import AccessLog
 from model_server.metrics import Metrics
+from model_server.model import SignatureInfo
+from stacks.compat import message_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +42,11 @@ _PREDICT = re.compile(
 _STATUS = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE
 )
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _MAX_VERSION = 2**63 - 1
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATHS = ("/metrics", "/monitoring/prometheus/metrics")
 JSON = "application/json"
-
-
-class _Call:
-    """What one request did, for the access log and metrics (filled in as the handler learns it)."""
-
-    __slots__ = ("request_id", "method", "model", "version", "signature", "instances", "request_bytes", "error")
-
-    def __init__(self, request_id: str):
-        self.request_id = request_id
-        self.method = "other"
-        self.model: str | None = None
-        self.version: int | None = None
-        self.signature: str | None = None
-        self.instances: int | None = None
-        self.request_bytes = 0
-        self.error: ServingError | None = None
 
 
 def _json_response(doc: Any, status: int = 200) -> web.Response:
@@ -79,12 +63,14 @@ def _parse_version(text: str | None) -> int | None:
 
 
 class RestTransport:
+    """TF Serving's REST API on one aiohttp application."""
+
     def __init__(
         self, plane: DataPlane, metrics: Metrics, access_log: AccessLog, max_request_bytes: int, timeout_seconds: float
-    ):
+    ) -> None:
         self._plane = plane
         self._metrics = metrics
-        self._access_log = access_log
+        self._calls = CallRecorder("rest", metrics, access_log, plane.metric_model_label)
         self._max_bytes = max_request_bytes
         self._timeout = timeout_seconds
         self._inflight = metrics.inflight.labels("rest")
@@ -99,8 +85,7 @@ class RestTransport:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         start = time.perf_counter()
-        header_id = request.headers.get("X-Request-Id", "")
-        call = _Call(header_id if _REQUEST_ID.fullmatch(header_id) else uuid.uuid4().hex[:16])
+        call = self._calls.new_call(request.headers.get(REQUEST_ID_HEADER))
         self._inflight.inc()
         self.active += 1
         try:
@@ -114,42 +99,20 @@ class RestTransport:
         finally:
             self._inflight.dec()
             self.active -= 1
-        response.headers["X-Request-Id"] = call.request_id
-        self._record(request, call, response, time.perf_counter() - start)
+        response.headers[REQUEST_ID_HEADER] = call.request_id
+        body = getattr(response, "body", None)
+        self._calls.record(
+            call,
+            time.perf_counter() - start,
+            path=request.rel_url.raw_path,
+            status=response.status,
+            request_bytes=call.request_bytes or request.content_length or 0,
+            response_bytes=len(body) if isinstance(body, bytes | bytearray) else None,
+            http_method=request.method,
+        )
         return response
 
-    def _record(self, request: web.Request, call: _Call, response: web.StreamResponse, seconds: float) -> None:
-        code = call.error.code.name if call.error is not None else "OK"
-        model = self._plane.metric_model_label(call.model)
-        if call.method != "other" or call.error is not None:
-            self._metrics.requests.labels("rest", model, call.method, code).inc()
-            self._metrics.request_latency.labels("rest", model, call.method).observe(seconds)
-            if call.error is not None:
-                self._metrics.request_errors.labels("rest", model, call.method, code).inc()
-        if not self._access_log.enabled:
-            return
-        body = getattr(response, "body", None)
-        self._access_log.write(
-            {
-                "ts": utc_now(),
-                "request_id": call.request_id,
-                "protocol": "rest",
-                "http_method": request.method,
-                "path": request.rel_url.raw_path[:200],
-                "method": call.method,
-                "model": call.model,
-                "version": call.version,
-                "signature": call.signature,
-                "status": response.status,
-                "code": code,
-                "instances": call.instances,
-                "request_bytes": call.request_bytes or request.content_length or 0,
-                "response_bytes": len(body) if isinstance(body, bytes | bytearray) else None,
-                "duration_ms": round(seconds * 1000, 3),
-            }
-        )
-
-    async def _route(self, request: web.Request, call: _Call) -> web.StreamResponse:
+    async def _route(self, request: web.Request, call: Call) -> web.StreamResponse:
         path = request.rel_url.raw_path
         lowered = path.lower()
         if lowered.startswith("/v1/") or lowered == "/v1":
@@ -179,7 +142,7 @@ class RestTransport:
             return _json_response({"error": f"Not ready: no version available yet for {', '.join(waiting)}"}, 503)
         return _json_response({"status": "ready", "models": {n: [str(v) for v in vs] for n, vs in models.items()}})
 
-    async def _v1(self, request: web.Request, path: str, call: _Call) -> web.Response:
+    async def _v1(self, request: web.Request, path: str, call: Call) -> web.Response:
         m = _PREDICT.fullmatch(path)
         if request.method == "POST" and m:
             ref = self._ref(m, call)
@@ -203,7 +166,7 @@ class RestTransport:
         raise InvalidArgument(f"Malformed request: {request.method} {path[:200]}")
 
     @staticmethod
-    def _ref(m: re.Match, call: _Call) -> ModelRef:
+    def _ref(m: re.Match[str], call: Call) -> ModelRef:
         name = unquote(m.group(1))
         call.model = name
         version = _parse_version(m.group(2))
@@ -223,21 +186,20 @@ class RestTransport:
         got = f"{size} bytes" if size else "more bytes"
         return f"Request body of {got} exceeds the limit of {self._max_bytes} bytes (--max_request_bytes)"
 
-    async def _predict(self, ref: ModelRef, body: bytes, call: _Call) -> web.Response:
+    async def _predict(self, ref: ModelRef, body: bytes, call: Call) -> web.Response:
         parsed = rest_codec.parse_predict_body(body)
         call.signature = parsed.signature_name
 
-        def decode(sig):
+        def decode(sig: SignatureInfo) -> dict[str, np.ndarray]:
             if parsed.row_format:
-                inputs = rest_codec.decode_instances(parsed.payload, sig)
-            else:
-                inputs = rest_codec.decode_inputs(parsed.payload, sig)
-            return inputs
+                return rest_codec.decode_instances(parsed.payload, sig)
+            return rest_codec.decode_inputs(parsed.payload, sig)
 
-        try:
-            async with asyncio.timeout(self._timeout):
-                result = await self._plane.predict(ref, parsed.signature_name, decode, call.request_id)
-        except TimeoutError:
+        try:  # asyncio.wait_for, not asyncio.timeout: the package supports Python 3.10
+            result = await asyncio.wait_for(
+                self._plane.predict(ref, parsed.signature_name, decode, call.request_id), self._timeout
+            )
+        except asyncio.TimeoutError:
             raise DeadlineExceeded(
                 f"The request did not complete within {self._timeout * 1000:.0f} ms (--rest_api_timeout_in_ms)"
             ) from None
@@ -261,12 +223,10 @@ class RestTransport:
             }
         )
 
-    def _metadata(self, ref: ModelRef, call: _Call) -> web.Response:
+    def _metadata(self, ref: ModelRef, call: Call) -> web.Response:
         model = self._plane.model_metadata(ref)
         call.version = model.version
-        signature_def = json_format.MessageToDict(
-            model.signature_def_map, preserving_proto_field_name=True, including_default_value_fields=True
-        )
+        signature_def = message_to_dict(model.signature_def_map)
         return _json_response(
             {
                 "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},

@@ -10,6 +10,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,11 @@ from model_server.model import SignatureInfo
 from model_server.tensors import DType, TensorInfo
 
 MAX_DEPTH = 32  # nesting beyond any real tensor's rank: refuse before recursing
+# Nesting of the JSON document itself, checked before parsing: Python's json recurses once per level (3.11 raises
+# RecursionError near 1000 levels, 3.13 goes on until the C stack runs out), so the limit is ours, the same on both.
+MAX_JSON_DEPTH = 512
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _VALUE_PREVIEW = 100  # error messages quote at most this much of the offending value
 
 
@@ -57,6 +63,18 @@ def _type_error(v: Any, dtype: DType) -> InvalidArgument:
     return InvalidArgument(f"JSON Value: {_preview(v)} Type: {_json_type(v)} is not of expected type: {dtype.display}")
 
 
+def nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in a JSON text (brackets inside strings do not count)."""
+    if text.count("[") + text.count("{") == 0:
+        return 0
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(np.cumsum(steps).max(initial=0))
+
+
 def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise InvalidArgument("JSON Parse error: The document is empty")
@@ -64,11 +82,14 @@ def parse_json(body: bytes) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidArgument(f"JSON Parse error: Invalid encoding in string (byte offset {exc.start})") from None
+    # A text with fewer brackets than the limit cannot nest deeper: the common request skips the scan.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and nesting_depth(text) > MAX_JSON_DEPTH:
+        raise InvalidArgument("JSON Parse error: the document is nested too deeply")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f"JSON Parse error: {exc.msg} at offset {exc.pos}") from None
-    except RecursionError:
+    except RecursionError:  # a deep stack on entry can still hit the interpreter's limit first
         raise InvalidArgument("JSON Parse error: the document is nested too deeply") from None
 
 
@@ -253,13 +274,13 @@ def encode_predictions(outputs: dict[str, np.ndarray], sig: SignatureInfo, row_f
         return {"outputs": converted}
     if len(converted) == 1:
         return {"predictions": next(iter(converted.values()))}
-    sizes = {k: (v.shape[0] if v.ndim else None) for k, v in outputs.items()}
-    if len(set(sizes.values())) != 1 or None in sizes.values():
+    sizes = {int(v.shape[0]) if v.ndim else None for v in outputs.values()}
+    rows = sizes.pop() if len(sizes) == 1 else None
+    if rows is None:
         raise InvalidArgument(
             "Outputs do not share a batch dimension, so they cannot be returned per instance; use the columnar "
             "'inputs' format"
         )
-    rows = next(iter(sizes.values()))
     keys = list(converted)
     return {"predictions": [{k: converted[k][i] for k in keys} for i in range(rows)]}
 

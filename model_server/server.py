@@ -20,12 +20,13 @@ import grpc
 from aiohttp import web
 
 from model_server.batching import BatchScheduler, DirectRunner
-from model_server.config import EPHEMERAL_PORT, ConfigError, ModelConfig, ServerOptions, load_model_config_file
+from model_server.config import EPHEMERAL_PORT, ServerOptions
 from model_server.dataplane import DataPlane, PlaneOptions
 from model_server.grpc_service import GrpcTransport, add_services
 from model_server.logs import AccessLog, RequestLog
 from model_server.metrics import Metrics
 from model_server.model import ServableModel, batch_sizes_for_warmup, import_op_libraries
+from model_server.model_config import ConfigError, ModelConfig, load_model_config_file
 from model_server.repository import ModelRepository
 from model_server.rest import RestTransport
 

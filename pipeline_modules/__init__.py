@@ -1,6 +1,9 @@
-"""What TFX runs: configuration, data, encoder, transform and trainer modules, components, pipeline, runners."""
+"""What TFX runs: configuration, data, encoder, transform and trainer modules, components, pipeline, runners.
 
-import os
+Importing the package chooses Keras 2 for `tf.keras` (TFX, TFMA and hub.KerasLayer use it), before any of its
+modules imports TensorFlow.
+"""
 
-# TFX 1.16, TFMA and hub.KerasLayer need Keras 2 (tf_keras); TensorFlow 2.16 reads this once, at its first import.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from stacks.compat import use_legacy_keras
+
+use_legacy_keras()

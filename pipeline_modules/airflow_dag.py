@@ -6,8 +6,9 @@ this module builds one, `DAG`, from the local runner's flags in an environment v
     export BERT_IMDB_AIRFLOW_ARGS="--preset demo --imdb-source /data/aclImdb_v1.tar.gz"
     ln -s "$PWD/pipeline_modules/airflow_dag.py" "$AIRFLOW_HOME/dags/bert_imdb_dag.py"
 
-with this repository on PYTHONPATH and TF_USE_LEGACY_KERAS=1 wherever Airflow parses or runs it. Data and encoder
-are resolved as the local runner resolves them, each time the file is parsed (the encoder conversion is cached).
+with this project installed (`pip install -e .`) and TF_USE_LEGACY_KERAS=1 wherever Airflow parses or runs it. Data
+and encoder are resolved by `pipeline_modules.environment`, as for the local runner, each time the file is parsed (the
+encoder conversion is cached).
 Every component is one Airflow task that runs TFX's launcher in the worker, against the same pipeline root and
 ML Metadata store (SQLite) as the local runner.
 """
@@ -21,19 +22,20 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
-
 from pipeline_modules.config import PRESETS, PipelineConfig, add_config_arguments, config_for, overrides_from_args
 from pipeline_modules.encoder import ResolvedEncoder
-from pipeline_modules.local_runner import build_local_pipeline
+from pipeline_modules.environment import build_local_pipeline, prepare_data_source, resolve_encoder_for
 
 ENV_VAR = "BERT_IMDB_AIRFLOW_ARGS"
 # Only a lower bound for runs: with catchup off, Airflow never back-fills the intervals since then.
-START_DATE = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+START_DATE = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def build_dag(config: PipelineConfig, *, source: str, encoder: ResolvedEncoder, schedule: str | None = None) -> Any:
     """An Airflow DAG (id = the pipeline name) with one task per component of `create_pipeline`'s pipeline."""
+    # Imported here, after pipeline_modules (which chooses Keras 2 before TensorFlow loads), not at the top.
+    from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
+
     pipeline = build_local_pipeline(config, source=source, encoder=encoder)
     dag_config = {
         "schedule": schedule,
@@ -62,8 +64,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def dag_from_args(argv: Sequence[str]) -> Any:
     """The DAG for these flags, with data and encoder resolved as `python -m pipeline_modules.local_runner` does."""
-    from pipeline_modules.local_runner import prepare_data_source, resolve_encoder_for
-
     args = _parser().parse_args(list(argv))
     config = config_for(args.preset, **overrides_from_args(args))
     return build_dag(

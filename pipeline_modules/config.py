@@ -12,12 +12,25 @@ import dataclasses
 import shlex
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from model_server.config import parse_bool  # the one boolean parser of the project's command lines
+
+
+def _project_root() -> Path:
+    """The checkout when the package runs from one (`pip install -e .`), else the working directory.
+
+    Relative paths of the configuration (`pipelines/`, `data/`, `serving_model/`) are taken from here: the
+    repository for a developer, `/content` for a notebook in Colab (where the package is an installed wheel).
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 LEARNING_RATE_SCHEDULES = ("warmup_linear_decay", "constant")
 
 
@@ -49,7 +62,9 @@ class PipelineConfig:
     head_fraction: float = 0.25  # share of the token budget kept from the start of a long review; rest from its end
 
     # Trainer.
-    trainer_module_file: str = ""  # your own module with run_fn/tuner_fn; default pipeline_modules/trainer_module.py
+    # Your own module file with run_fn/tuner_fn (it may wrap pipeline_modules.trainer_module's); default: that module,
+    # by import path.
+    trainer_module_file: str = ""
     pooling: str = "mean"  # "mean" (masked mean of sequence_output) or "cls" (the encoder's pooled_output)
     dropout: float = 0.1
     learning_rate: float = 5e-5
@@ -239,13 +254,9 @@ def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(PipelineConfig)
 
 
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+def _tuple_of(item: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
+    """Parses one quoted, space-separated flag value into a tuple of `item`s."""
+    return lambda text: tuple(item(v) for v in shlex.split(text))
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -255,14 +266,13 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if name == "preset":
             continue
         flag = "--" + name.replace("_", "-")
-        default = next(f.default for f in fields(PipelineConfig) if f.name == name)
+        default: Any = next(f.default for f in fields(PipelineConfig) if f.name == name)
         if hint is bool:
-            group.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL", help=f"(default {default})")
+            group.add_argument(flag, type=parse_bool, default=None, metavar="BOOL", help=f"(default {default})")
         elif typing.get_origin(hint) is tuple:
-            item = typing.get_args(hint)[0]
             group.add_argument(
                 flag,
-                type=lambda text, item=item: tuple(item(v) for v in shlex.split(text)),
+                type=_tuple_of(typing.get_args(hint)[0]),
                 default=None,
                 metavar="'ARG ...'",
                 help=f"one quoted, space-separated string (default '{' '.join(map(str, default))}')",

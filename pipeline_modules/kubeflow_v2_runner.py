@@ -9,15 +9,17 @@
 
 The pipeline is the one `create_pipeline` builds for the local runner; only the environment differs. Compiling
 reads no data, no encoder and no bucket, so it works offline: where the local runner finds the data and converts
-the encoder, this runner takes those facts as flags. Every component runs in `--image`, which must hold this
-repository at `--image-project-root` (module files, schema and this package's custom components are referenced by
-their paths and import paths there) with the TFX stack installed.
+the encoder, this runner takes those facts as flags. Every component runs in `--image` (deploy/pipeline/Dockerfile):
+the TFX stack with this package installed, so Transform, Tuner, Trainer and the custom components are found by import
+path, and this repository at `--image-project-root`, where the curated schema and files given as relative paths (an
+encoder, your own `--trainer-module-file`) are read.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -26,24 +28,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model_server.config import parse_bool
 from pipeline_modules.config import (
     PRESETS,
     PROJECT_ROOT,
     PipelineConfig,
-    _parse_bool,
     add_config_arguments,
     config_for,
     describe_presets,
     overrides_from_args,
 )
 from pipeline_modules.encoder import ResolvedEncoder
+from stacks.compat import LEGACY_KERAS_ENV
 
 logger = logging.getLogger("pipeline_modules.kubeflow_v2_runner")
 
 DEFAULT_IMAGE_PROJECT_ROOT = "/pipeline"  # TFX's templates copy the pipeline there (WORKDIR /pipeline)
 DEFAULT_GCS_MOUNT = "/gcs"  # Vertex AI Pipelines mounts every bucket there with Cloud Storage FUSE
 EXECUTOR_MODULE = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
-# Set by TFX's user-module packaging switch; read when Transform, Tuner and Trainer are constructed.
+# TFX's user-module packaging switch; read when a component with a `module_file` is constructed.
 _NO_PACKAGING_ENV = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
 
 
@@ -144,10 +147,10 @@ def check_config(config: PipelineConfig) -> None:
 
 @contextlib.contextmanager
 def _user_modules_unpackaged() -> Iterator[None]:
-    """Keep module files as paths instead of TFX building them into a wheel under the pipeline root.
+    """Keep a `--trainer-module-file` as a path instead of TFX building it into a wheel under the pipeline root.
 
     Why: packaging writes the wheel to the (bucket) pipeline root while compiling, which needs credentials and a
-    network, and the modules import `pipeline_modules`, which only the image's copy of the repository provides.
+    network, and such a module imports `pipeline_modules`, which the image has installed anyway.
     """
     previous = os.environ.get(_NO_PACKAGING_ENV)
     os.environ[_NO_PACKAGING_ENV] = "1"
@@ -160,25 +163,29 @@ def _user_modules_unpackaged() -> Iterator[None]:
             os.environ[_NO_PACKAGING_ENV] = previous
 
 
-def rebase_project_paths(pipeline: Any, image_project_root: str, project_root: Path = PROJECT_ROOT) -> dict[str, str]:
-    """Point every component parameter that names a file of this checkout at the image's copy; returns what moved.
+def paths_in_image(
+    config: PipelineConfig, image_project_root: str, project_root: Path = PROJECT_ROOT
+) -> PipelineConfig:
+    """The configuration with the files it names (the curated schema, your own trainer module) as the image's copies.
 
-    Module files, the curated schema and a relative trainer module resolve to this checkout's absolute paths, which
-    mean nothing inside the container.
+    A relative path, or one inside this checkout, means that file of the image's copy of the repository; URIs and
+    other absolute paths (a mounted volume) stay as they are. Module functions need nothing of the kind: they are
+    named by import path.
     """
-    from tfx.dsl.components.base import base_component
+    from pipeline_modules.pipeline import SCHEMA_FILE
 
     local_root = str(project_root).rstrip("/")
-    image_root = image_project_root.rstrip("/")
-    moved = {}
-    for component in pipeline.components:
-        if not isinstance(component, base_component.BaseComponent):
-            continue
-        for key, value in component.exec_properties.items():
-            if isinstance(value, str) and (value == local_root or value.startswith(local_root + "/")):
-                component.exec_properties[key] = image_root + value[len(local_root) :]
-                moved[f"{component.id}.{key}"] = component.exec_properties[key]
-    return moved
+
+    def in_image(value: str) -> str:
+        resolved = config.resolved_uri(value)
+        if resolved == local_root or resolved.startswith(local_root + "/"):
+            return image_project_root.rstrip("/") + resolved[len(local_root) :]
+        return resolved
+
+    trainer_module_file = in_image(config.trainer_module_file) if config.trainer_module_file else ""
+    return dataclasses.replace(
+        config, schema_file=in_image(config.schema_file or SCHEMA_FILE), trainer_module_file=trainer_module_file
+    )
 
 
 def build_pipeline(config: PipelineConfig, settings: KubeflowSettings) -> Any:
@@ -201,6 +208,10 @@ def build_pipeline(config: PipelineConfig, settings: KubeflowSettings) -> Any:
             config.encoder_num_layers,
         )
     source = container_data_path(config.imdb_source, settings.gcs_mount)
+    config = paths_in_image(config, settings.image_project_root)
+    logger.info("In the image: schema_file = %s", config.schema_file)
+    if config.trainer_module_file:
+        logger.info("In the image: trainer_module_file = %s", config.trainer_module_file)
     with _user_modules_unpackaged():
         pipeline = create_pipeline(
             config,
@@ -210,8 +221,6 @@ def build_pipeline(config: PipelineConfig, settings: KubeflowSettings) -> Any:
             # so upload changed data under a new name.
             source_fingerprint=f"path:{source}",
         )
-    for key, value in rebase_project_paths(pipeline, settings.image_project_root).items():
-        logger.info("In the image: %s = %s", key, value)
     if settings.training_resources.is_set():
         resources = _resource_spec(settings.training_resources)
         for component in pipeline.components:
@@ -232,13 +241,13 @@ def _resource_spec(request: ResourceRequest) -> Any:
     return spec
 
 
-def container_command(image_project_root: str) -> list[str]:
-    """TFX's executor entry point, with what this project's code needs set explicitly, whatever the image's ENV.
+def container_command() -> list[str]:
+    """TFX's executor entry point, choosing Keras 2 explicitly, whatever the image's ENV.
 
-    `env` is used because a pipeline spec's container command is not run by a shell. Keras 2 must be chosen before
-    TensorFlow is imported (see ENVIRONMENT notes), and the custom components import `pipeline_modules`.
+    `env` is used because a pipeline spec's container command is not run by a shell; Keras 2 must be chosen before
+    TFX's executor imports TensorFlow (stacks.compat). `pipeline_modules` is installed in the image.
     """
-    return ["env", f"PYTHONPATH={image_project_root}", "TF_USE_LEGACY_KERAS=1", "python", "-m", EXECUTOR_MODULE]
+    return ["env", *(f"{key}={value}" for key, value in LEGACY_KERAS_ENV.items()), "python", "-m", EXECUTOR_MODULE]
 
 
 def compile_pipeline(config: PipelineConfig, settings: KubeflowSettings, output: Path) -> dict[str, Any]:
@@ -254,7 +263,7 @@ def compile_pipeline(config: PipelineConfig, settings: KubeflowSettings, output:
     pipeline = build_pipeline(config, settings)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            default_image=settings.image, default_commands=container_command(settings.image_project_root)
+            default_image=settings.image, default_commands=container_command()
         ),
         output_dir=str(output.parent),
         output_filename=output.name,
@@ -269,7 +278,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"Presets: {describe_presets()}",
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="(default demo)")
-    parser.add_argument("--image", required=True, help="container image holding the TFX stack and this repository")
+    parser.add_argument(
+        "--image", required=True, help="container image with the TFX stack, this package and this repository"
+    )
     parser.add_argument(
         "--image-project-root",
         default=DEFAULT_IMAGE_PROJECT_ROOT,
@@ -296,7 +307,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     encoder.add_argument("--encoder-vocab-file", default=None, help="(default <encoder-path>/assets/vocab.txt)")
     encoder.add_argument(
-        "--encoder-do-lower-case", type=_parse_bool, required=True, metavar="BOOL", help="the vocabulary's casing"
+        "--encoder-do-lower-case", type=parse_bool, required=True, metavar="BOOL", help="the vocabulary's casing"
     )
     resources = parser.add_argument_group("Tuner and Trainer resources (default: the platform's)")
     resources.add_argument("--training-cpu", type=float, default=0.0, help="vCPU limit")
@@ -350,7 +361,7 @@ __all__ = [
     "container_data_path",
     "explicit_encoder",
     "main",
-    "rebase_project_paths",
+    "paths_in_image",
 ]
 
 

@@ -1,9 +1,10 @@
-"""Run the whole pipeline on this machine with TFX's LocalDagRunner.
+"""Command line: run the whole pipeline on this machine with TFX's LocalDagRunner.
 
     python -m pipeline_modules.local_runner --preset demo [--imdb-archive PATH] [--max-seq-length 256 ...]
 
-Everything the pipeline needs is resolved here, before any component runs, so a missing dataset or encoder stops the
-run at once with a message instead of minutes later inside a component.
+(also installed as ``bert-imdb-pipeline``). Data and encoder are resolved by `pipeline_modules.environment`, before any
+component runs, so a missing dataset or encoder stops the run at once with a message instead of minutes later inside
+a component; this module adds the flags, the progress lines, the logging set-up and the closing summary.
 """
 
 from __future__ import annotations
@@ -14,20 +15,26 @@ import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from pipeline_modules import imdb_data
+from pipeline_modules import data
 from pipeline_modules.config import (
     PRESETS,
-    PROJECT_ROOT,
     PipelineConfig,
     add_config_arguments,
     config_for,
     describe_presets,
     overrides_from_args,
 )
+from pipeline_modules.environment import (
+    build_local_pipeline,
+    components_to_run,
+    prepare_data_source,
+    resolve_encoder_for,
+)
 
-logger = logging.getLogger("pipeline_modules.local_runner")
+if TYPE_CHECKING:  # the encoder package loads TensorFlow
+    from pipeline_modules.encoder import ResolvedEncoder
 
 
 @contextlib.contextmanager
@@ -59,11 +66,11 @@ def component_progress(total: int, out: TextIO | None = None) -> Iterator[dict[s
         print(f"[{number}/{total}] {component} finished in {timings[component]:.1f} s", file=out, flush=True)
         return result
 
-    launcher.Launcher.launch = launch
+    launcher.Launcher.launch = launch  # type: ignore[method-assign]  # the only hook there is: see above
     try:
         yield timings
     finally:
-        launcher.Launcher.launch = original
+        launcher.Launcher.launch = original  # type: ignore[method-assign]
 
 
 class _QuietThirdParty(logging.Filter):
@@ -74,72 +81,14 @@ class _QuietThirdParty(logging.Filter):
 
 
 def configure_logging(verbose: bool) -> None:
+    """INFO lines with their logger's name, the third-party ones filtered out unless `verbose`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     if not verbose:
         for handler in logging.getLogger().handlers:
             handler.addFilter(_QuietThirdParty())
 
 
-def prepare_data_source(config: PipelineConfig, explicit: str | None) -> str:
-    """The ExampleGen `source` parameter: a generated archive (smoke), a local copy, or TFDS."""
-    if config.synthetic_reviews_per_class > 0 and not (explicit or config.imdb_source):
-        archive = config.pipeline_root_path / "synthetic-data" / imdb_data.ARCHIVE_NAME
-        info = imdb_data.write_synthetic_archive(
-            archive,
-            n_per_class=config.synthetic_reviews_per_class,
-            seed=config.data_seed,
-            max_words=config.max_seq_length,  # short reviews, so the few tokens the smoke model sees carry signal
-        )
-        logger.info("Generated a synthetic IMDB archive at %s (%s)", archive, info)
-        return str(archive)
-    source = imdb_data.locate_imdb_source(explicit or config.imdb_source or None, project_root=PROJECT_ROOT)
-    logger.info("IMDB data: %s", source.describe())
-    return source.as_parameter()
-
-
-def resolve_encoder_for(config: PipelineConfig):
-    from pipeline_modules.encoder import resolve_encoder
-
-    return resolve_encoder(
-        config.encoder_handle or None,
-        config.resolved_path(config.encoder_cache_dir),
-        num_layers=config.encoder_num_layers or None,
-    )
-
-
-def _components_to_run(pipeline: Any, to_component: str | None) -> set[str]:
-    """Every component, or `to_component` and all its upstream components for a partial run."""
-    by_id = {c.id: c for c in pipeline.components}
-    if not to_component:
-        return set(by_id)
-    wanted, frontier = set(), [to_component]
-    while frontier:
-        node = frontier.pop()
-        if node not in wanted:
-            wanted.add(node)
-            frontier.extend(upstream.id for upstream in by_id[node].upstream_nodes)
-    return wanted
-
-
-def build_local_pipeline(config: PipelineConfig, *, source: str, encoder: Any) -> Any:
-    """`create_pipeline` with its ML Metadata in SQLite under the pipeline root: how the command line, the Airflow
-    DAG and the notebook build the pipeline on one machine."""
-    from tfx import v1 as tfx
-
-    from pipeline_modules.pipeline import create_pipeline
-
-    config.pipeline_root_path.mkdir(parents=True, exist_ok=True)
-    return create_pipeline(
-        config,
-        imdb_source=source,
-        encoder=encoder,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(config.metadata_path_resolved)
-        ),
-    )
-
-
-def run(config: PipelineConfig, *, source: str, encoder, to_component: str | None = None) -> int:
+def run(config: PipelineConfig, *, source: str, encoder: ResolvedEncoder, to_component: str | None = None) -> int:
     """Run every component with LocalDagRunner, printing progress, then the run's timings, metrics and push.
 
     `to_component` makes it a partial run: that component and everything upstream of it (e.g. the data components
@@ -163,7 +112,7 @@ def run(config: PipelineConfig, *, source: str, encoder, to_component: str | Non
         if to_component not in known:
             raise ValueError(f"Unknown component {to_component!r}; the pipeline has {', '.join(known)}")
         run_options = RunOptions(to_nodes=[to_component])
-    with component_progress(len(_components_to_run(pipeline, to_component))):
+    with component_progress(len(components_to_run(pipeline, to_component))):
         tfx.orchestration.LocalDagRunner().run(pipeline, run_options=run_options)
     print(f"Pipeline finished in {time.monotonic() - started:.1f} s", flush=True)
     summary = latest_run(config.metadata_path_resolved, config.pipeline_name)
@@ -179,10 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="(default demo)")
     parser.add_argument(
-        imdb_data.DEFAULT_FLAG,
+        data.DEFAULT_FLAG,
         dest="imdb_archive",
         default=None,
-        help=f"IMDB archive (aclImdb_v1.tar.gz) or extracted aclImdb/ folder; default ${imdb_data.ENV_VAR}, "
+        help=f"IMDB archive (aclImdb_v1.tar.gz) or extracted aclImdb/ folder; default ${data.ENV_VAR}, "
         "then data/, then TensorFlow Datasets (network)",
     )
     parser.add_argument("--verbose", action="store_true", help="show TFX and Beam INFO logs")

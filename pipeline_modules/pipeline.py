@@ -11,106 +11,88 @@ import json
 from pathlib import Path
 from typing import Any
 
-import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis import constants as tfma_constants
+from tensorflow_model_analysis.proto import config_pb2
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from pipeline_modules import features, imdb_data
+from pipeline_modules import data as imdb_data
+from pipeline_modules import features
 from pipeline_modules.components.anomalies_gate import AnomaliesGate
 from pipeline_modules.components.atomic_pusher import Executor as AtomicPusherExecutor
 from pipeline_modules.components.imdb_example_gen import ImdbExampleGen
 from pipeline_modules.components.infra_validator import ModelServerInfraValidator
 from pipeline_modules.config import PipelineConfig
 from pipeline_modules.encoder import ResolvedEncoder
+from pipeline_modules.settings import TrainerSettings, TransformSettings
 
 MODULE_DIR = Path(__file__).resolve().parent
-TRANSFORM_MODULE_FILE = str(MODULE_DIR / "transform_module.py")
-TRAINER_MODULE_FILE = str(MODULE_DIR / "trainer_module.py")
 SCHEMA_FILE = str(MODULE_DIR / "schema" / "schema.pbtxt")
+# Transform's and Trainer's functions by import path: the package is installed wherever the components run
+# (pip install -e . here, pip install . in the pipeline image), so no component names a module file of this checkout.
+PREPROCESSING_FN = "pipeline_modules.transform_module.preprocessing_fn"
+RUN_FN = "pipeline_modules.trainer_module.run_fn"
+TUNER_FN = "pipeline_modules.trainer_module.tuner_fn"
 
 
-def transform_custom_config(config: PipelineConfig, encoder: ResolvedEncoder) -> dict[str, Any]:
-    return {
-        "vocab_file": encoder.vocab_file,
-        "do_lower_case": encoder.do_lower_case,
-        "max_seq_length": config.max_seq_length,
-        "head_fraction": config.head_fraction,
-    }
+def _trainer_module(config: PipelineConfig, fn_name: str, import_path: str) -> dict[str, Any]:
+    """How Tuner/Trainer find `fn_name`: this package's by import path, or a user's own `trainer_module_file`."""
+    if config.trainer_module_file:
+        return {"module_file": config.resolved_uri(config.trainer_module_file)}
+    return {fn_name: import_path}
 
 
-def trainer_custom_config(config: PipelineConfig, encoder: ResolvedEncoder) -> dict[str, Any]:
-    """What `run_fn` and `tuner_fn` read: the encoder, fixed hyperparameters and the Tuner's search space."""
-    return {
-        "encoder_path": encoder.path,
-        "encoder_handle": encoder.handle,
-        "pooling": config.pooling,
-        "dropout": config.dropout,
-        "learning_rate": config.learning_rate,
-        "weight_decay": config.weight_decay,
-        "warmup_fraction": config.warmup_fraction,
-        "num_epochs": config.num_epochs,
-        "train_batch_size": config.train_batch_size,
-        "eval_batch_size": config.eval_batch_size,
-        "jit_compile": config.jit_compile,
-        "learning_rate_schedule": config.learning_rate_schedule,
-        "train_length_bucketing": config.train_length_bucketing,
-        "serving_length_buckets": list(config.serving_length_buckets),
-        "seed": config.seed,
-        "tuner_trials": config.tuner_trials,
-        "tuner_learning_rates": list(config.tuner_learning_rates),
-        "tuner_dropouts": list(config.tuner_dropouts),
-        "tuner_warmup_fractions": list(config.tuner_warmup_fractions),
-    }
-
-
-def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+def eval_config(config: PipelineConfig) -> config_pb2.EvalConfig:
     """TFMA through `from_examples`, overall and per length bucket and star rating, against the latest blessed model.
 
     Blessing needs binary accuracy at or above the preset's bar and no more than `baseline_tolerance` below the
-    baseline's; without a baseline (the first run) TFX drops the comparison and the bar alone decides.
+    baseline's; without a baseline (the first run) TFX drops the comparison and the bar alone decides. Built from
+    TFMA's protos, not `tfma.*` re-exports, which TFMA 0.52 (the TFX 1.21 stack) no longer has.
     """
     model_spec = {
         "signature_name": features.EXAMPLES_SIGNATURE,
         "label_key": features.LABEL_KEY,
         "prediction_key": features.PROBABILITY_OUTPUT,
-        "model_type": tfma.TF_GENERIC,
+        "model_type": tfma_constants.TF_GENERIC,
     }
-    accuracy_gate = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.accuracy_threshold}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -config.baseline_tolerance}
+    accuracy_gate = config_pb2.MetricThreshold(
+        value_threshold=config_pb2.GenericValueThreshold(lower_bound={"value": config.accuracy_threshold}),
+        change_threshold=config_pb2.GenericChangeThreshold(
+            direction=config_pb2.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -config.baseline_tolerance}
         ),
     )
-    return tfma.EvalConfig(
+    return config_pb2.EvalConfig(
         model_specs=[
-            tfma.ModelSpec(name="candidate", **model_spec),
-            tfma.ModelSpec(name="baseline", is_baseline=True, **model_spec),
+            config_pb2.ModelSpec(name="candidate", **model_spec),
+            config_pb2.ModelSpec(name="baseline", is_baseline=True, **model_spec),
         ],
         slicing_specs=[
-            tfma.SlicingSpec(),
-            tfma.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY]),
-            tfma.SlicingSpec(feature_keys=[features.RATING_KEY]),
+            config_pb2.SlicingSpec(),
+            config_pb2.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY]),
+            config_pb2.SlicingSpec(feature_keys=[features.RATING_KEY]),
         ],
         metrics_specs=[
-            tfma.MetricsSpec(
+            config_pb2.MetricsSpec(
                 metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(
+                    config_pb2.MetricConfig(class_name="ExampleCount"),
+                    config_pb2.MetricConfig(
                         class_name="BinaryAccuracy",
                         # Judged on the overall slice: a small slice (a star rating, long reviews) is reported,
                         # not gated, or a handful of examples could veto a better model.
                         per_slice_thresholds=[
-                            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=accuracy_gate)
+                            config_pb2.PerSliceMetricThreshold(
+                                slicing_specs=[config_pb2.SlicingSpec()], threshold=accuracy_gate
+                            )
                         ],
                     ),
-                    tfma.MetricConfig(class_name="AUC"),
-                    tfma.MetricConfig(class_name="Precision"),
-                    tfma.MetricConfig(class_name="Recall"),
-                    tfma.MetricConfig(class_name="Calibration"),
-                    tfma.MetricConfig(class_name="MeanLabel"),
-                    tfma.MetricConfig(class_name="MeanPrediction"),
-                    tfma.MetricConfig(class_name="CalibrationPlot"),
-                    tfma.MetricConfig(
+                    config_pb2.MetricConfig(class_name="AUC"),
+                    config_pb2.MetricConfig(class_name="Precision"),
+                    config_pb2.MetricConfig(class_name="Recall"),
+                    config_pb2.MetricConfig(class_name="Calibration"),
+                    config_pb2.MetricConfig(class_name="MeanLabel"),
+                    config_pb2.MetricConfig(class_name="MeanPrediction"),
+                    config_pb2.MetricConfig(class_name="CalibrationPlot"),
+                    config_pb2.MetricConfig(
                         class_name="ConfusionMatrixAtThresholds", config=json.dumps({"thresholds": [0.5]})
                     ),
                 ]
@@ -181,22 +163,22 @@ def create_pipeline(
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
-        module_file=TRANSFORM_MODULE_FILE,
-        custom_config=transform_custom_config(config, encoder),
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=TransformSettings.from_config(config, encoder).to_custom_config(),
     )
     transform.add_upstream_node(anomalies_gate)
-    trainer_module = config.resolved_uri(config.trainer_module_file or TRAINER_MODULE_FILE)
+    trainer_settings = TrainerSettings.from_config(config, encoder).to_custom_config()
     tuning: list[Any] = []
     hyperparameters = None
     if config.enable_tuner:
         tuner = tfx.components.Tuner(
-            module_file=trainer_module,
+            **_trainer_module(config, "tuner_fn", TUNER_FN),
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema_gen.outputs["schema"],
             train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.tuner_train_steps),
             eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=config.tuner_eval_steps),
-            custom_config=trainer_custom_config(config, encoder),
+            custom_config=trainer_settings,
         )
         tuning, hyperparameters = [tuner], tuner.outputs["best_hyperparameters"]
     elif config.hyperparameters_uri:
@@ -206,14 +188,14 @@ def create_pipeline(
         ).with_id("HyperparametersImporter")
         tuning, hyperparameters = [imported], imported.outputs["result"]
     trainer = tfx.components.Trainer(
-        module_file=trainer_module,
+        **_trainer_module(config, "run_fn", RUN_FN),
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         hyperparameters=hyperparameters,
         train_args=tfx.proto.TrainArgs(splits=["train"], num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=["eval"], num_steps=config.eval_steps),
-        custom_config=trainer_custom_config(config, encoder),
+        custom_config=trainer_settings,
     )
     baseline_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,

@@ -11,8 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ml_metadata.proto import metadata_store_pb2
+from ml_metadata.proto import metadata_store_pb2 as _metadata_store_pb2
 from tfx.orchestration import metadata
+
+# Generated protobuf code makes its classes at import time, where mypy cannot see them.
+metadata_store_pb2: Any = _metadata_store_pb2
 
 _PIPELINE_RUN_CONTEXT = "pipeline_run"
 

@@ -2,7 +2,8 @@
 
 Transform runs this once over the data and also bakes it into the exported model, so the tokenization that trained
 the model is byte for byte the one that serves it. The vocabulary and casing come from the encoder itself (its
-`vocab_file` asset and `do_lower_case` flag, resolved before the pipeline starts and passed in `custom_config`).
+`vocab_file` asset and `do_lower_case` flag, resolved before the pipeline starts and passed in `custom_config` as
+`pipeline_modules.settings.TransformSettings`). The pipeline names `preprocessing_fn` by its import path.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from pipeline_modules import features
+from pipeline_modules.settings import TransformSettings
 
 CLS_TOKEN = "[CLS]"
 SEP_TOKEN = "[SEP]"
@@ -97,12 +99,13 @@ def encode_reviews(
 # TFX Transform calls this.
 def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]) -> dict[str, tf.Tensor]:
     """Tokenize reviews for BERT; pass the label through when present (it is absent at serving time)."""
+    settings = TransformSettings.from_custom_config(custom_config)
     outputs = encode_reviews(
         _dense_vector(inputs[features.REVIEW_KEY], b""),
-        vocab_file=custom_config["vocab_file"],
-        do_lower_case=bool(custom_config["do_lower_case"]),
-        max_seq_length=int(custom_config["max_seq_length"]),
-        head_fraction=float(custom_config["head_fraction"]),
+        vocab_file=settings.vocab_file,
+        do_lower_case=settings.do_lower_case,
+        max_seq_length=settings.max_seq_length,
+        head_fraction=settings.head_fraction,
     )
     if features.LABEL_KEY in inputs:
         outputs[features.TRANSFORMED_LABEL_KEY] = tf.cast(_dense_vector(inputs[features.LABEL_KEY], -1), tf.int64)

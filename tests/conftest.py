@@ -1,19 +1,20 @@
-"""Shared test set-up: Keras 2 before TensorFlow loads, the project importable, one converted encoder per session."""
+"""Shared test set-up: Keras 2 before TensorFlow loads, one converted encoder per session.
+
+The project is importable because it is installed (`pip install -e .`, what `make venv` does); `tests.*` and
+`benchmarks.*` through pytest's `pythonpath` setting (pyproject.toml).
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import pytest
+
+from stacks.compat import use_legacy_keras
+
+use_legacy_keras()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
-import pytest  # noqa: E402
 
 
 def packaged_checkpoint_dir() -> Path:

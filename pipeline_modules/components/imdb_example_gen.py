@@ -24,7 +24,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from pipeline_modules import features
-from pipeline_modules.imdb_data import ImdbData, ImdbRecord, read_imdb, resolve_source, source_fingerprint, summary
+from pipeline_modules.data import ImdbData, ImdbRecord, read_imdb, resolve_source, source_fingerprint, summary
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ def write_examples_artifact(
     examples.set_int_custom_property(example_gen_utils.SPAN_PROPERTY_NAME, 0)
     examples.set_int_custom_property(example_gen_utils.VERSION_PROPERTY_NAME, 0)
     examples.set_string_custom_property(example_gen_utils.FINGERPRINT_PROPERTY_NAME, fingerprint)
-    examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
+    payload_format = example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE
+    examples_utils.set_payload_format(examples, payload_format)
     examples_utils.set_file_format(examples, FILE_FORMAT)
 
     # The counts travel with the artifact, so a notebook or MLMD query can see what was dropped and why.
@@ -140,8 +141,9 @@ def ImdbExampleGen(
         reviews per split.
       seed: drives subsampling and the shuffle (the archive is sorted by class).
       num_shards: TFRecord files per split.
-      source_fingerprint: ignored by the executor; pass ``imdb_data.source_fingerprint(...)`` so that TFX's cache
-        (keyed on parameters) notices when the file behind an unchanged ``source`` path changes.
+      source_fingerprint: ignored by the executor; pass ``pipeline_modules.data.source_fingerprint(...)`` so that
+        TFX's cache (keyed on parameters) notices when the file behind an unchanged ``source`` path changes.
     """
     del source_fingerprint  # only part of the cache key; the executor records the fingerprint it actually read
+    # At run time TFX passes the Examples artifact and plain values, not the annotations' types.
     write_examples_artifact(examples, source, max_per_split=max_per_split, seed=seed, num_shards=num_shards)

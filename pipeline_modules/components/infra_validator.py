@@ -103,7 +103,7 @@ def validate_with_model_server(
     workdir: str,
 ) -> dict[str, Any]:
     """Serve `model_dir` from a fresh server process, query it, and return a report; raise on the first failure."""
-    from model_server.client import start_server
+    from model_server.process import start_server
 
     report: dict[str, Any] = {"model_name": model_name, "requests": len(reviews)}
     base_path = os.path.join(workdir, model_name)
@@ -112,7 +112,8 @@ def validate_with_model_server(
         signature = tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE]
     except (KeyError, OSError, ValueError) as error:
         raise InfraValidationFailed(f"the SavedModel has no usable {features.SERVING_SIGNATURE!r}: {error}") from error
-    expected = signature(text=tf.constant(list(reviews)))[features.PROBABILITY_OUTPUT].numpy().astype(np.float64)
+    scored = signature(**{features.TEXT_INPUT: tf.constant(list(reviews))})
+    expected = scored[features.PROBABILITY_OUTPUT].numpy().astype(np.float64)
 
     started = time.monotonic()
     server = start_server(model_name=model_name, model_base_path=base_path, startup_timeout=load_deadline_s)
@@ -122,16 +123,29 @@ def validate_with_model_server(
         except (TimeoutError, RuntimeError) as error:
             raise InfraValidationFailed(f"the model server did not make the model available: {error}") from error
         report["load_s"] = round(time.monotonic() - started, 2)
-        problems = []
+        problems: list[str] = []
+        texts = list(reviews)
         with server.rest_client() as rest:
             metadata = rest.model_metadata(model_name)
             signatures = metadata["metadata"]["signature_def"]["signature_def"]
             for name in (features.SERVING_SIGNATURE, features.EXAMPLES_SIGNATURE):
                 if name not in signatures:
                     problems.append(f"metadata: signature {name!r} missing (has {sorted(signatures)})")
-            problems += _check_answer("REST", rest.predict_texts(model_name, list(reviews)), expected, tolerance)
+            rows = rest.predict_texts(
+                model_name,
+                texts,
+                input_name=features.TEXT_INPUT,
+                signature_name=features.SERVING_SIGNATURE,
+            )
+            problems += _check_answer("REST", rows, expected, tolerance)
         with server.grpc_client() as grpc_client:
-            problems += _check_answer("gRPC", grpc_client.predict_texts(model_name, list(reviews)), expected, tolerance)
+            rows = grpc_client.predict_texts(
+                model_name,
+                texts,
+                input_name=features.TEXT_INPUT,
+                signature_name=features.SERVING_SIGNATURE,
+            )
+            problems += _check_answer("gRPC", rows, expected, tolerance)
         if problems:
             raise InfraValidationFailed("; ".join(problems))
     except InfraValidationFailed:

@@ -18,14 +18,8 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from pipeline_modules.encoder.hf_to_tfhub import (
-    CONVERSION_INFO,
-    convert,
-    infer_do_lower_case,
-    is_complete_conversion,
-    read_hf_config,
-    source_fingerprint,
-)
+from pipeline_modules.encoder.checkpoint import infer_do_lower_case, read_hf_config, source_fingerprint
+from pipeline_modules.encoder.conversion import CONVERSION_INFO, convert, is_complete_conversion
 
 logger = logging.getLogger(__name__)
 

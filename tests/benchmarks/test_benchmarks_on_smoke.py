@@ -8,19 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-if str(BENCH_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCH_DIR))
-
-import accuracy_levers  # noqa: E402
-import serve_bench  # noqa: E402
-import speed_levers  # noqa: E402
-import train_bench  # noqa: E402
+from benchmarks import accuracy_levers, serve_bench, speed_levers, train_bench
 
 pytestmark = pytest.mark.slow  # a smoke pipeline and a few short trainings
 

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-if str(BENCH_DIR) not in sys.path:
-    sys.path.insert(0, str(BENCH_DIR))
-
-import serve_bench  # noqa: E402
+from benchmarks import serve_bench
 
 REQUIRED = (
     "in_process_examples_per_s",

@@ -23,21 +23,16 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
+from model_server.config import ServerOptions, build_arg_parser, parse_args
+from model_server.model_config import parse_batching_parameters_text
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = ROOT / "deploy" / "kubernetes"
 DOCKER_DIR = ROOT / "deploy" / "docker"
 DOCKERFILE = DOCKER_DIR / "Dockerfile"
 ENTRYPOINT_SCRIPT = DOCKER_DIR / "entrypoint.sh"
 SERVING_REQUIREMENTS = DOCKER_DIR / "requirements-serving.txt"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from model_server.config import (  # noqa: E402
-    ServerOptions,
-    build_arg_parser,
-    parse_args,
-    parse_batching_parameters_text,
-)
+PYTHON311_LOCK = ROOT / "stacks" / "locks" / "tfx116-py311.txt"  # the stack of the image's python:3.11
 
 OLDEST_KUBERNETES = "1.29"  # the oldest Kubernetes version the manifests are checked against
 DEPLOYMENT_NAME = "bert-imdb-model-server"
@@ -500,22 +495,29 @@ def canonical(name: str) -> str:
 
 
 def test_serving_pins_agree_with_the_project_constraints() -> None:
+    """The image (python:3.11) runs the versions of the Python 3.11 stack's lock, which CI tests."""
     pins = serving_requirements()
     constraints = {}
-    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+    for line in PYTHON311_LOCK.read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
         if "==" in line:
             name, _, version = line.partition("==")
             constraints[canonical(name)] = version.strip()
     for name, version in constraints.items():
         if name in pins:
-            assert pins[name] == version, f"{name}: {pins[name]} in requirements-serving.txt, {version} in constraints"
+            assert pins[name] == version, f"{name}: {pins[name]} in requirements-serving.txt, {version} in the lock"
+    assert not pins.keys() - constraints.keys(), "every pin of the image is a version the lock tests"
     # The TFX stack stays out of the image.
     assert not {"tfx", "apache-beam", "tensorflow-transform", "tensorflow-data-validation"} & pins.keys()
 
 
-def _third_party_imports() -> Iterator[str]:
-    for path in sorted((ROOT / "model_server").glob("*.py")):
+# What the image installs from the repository (Dockerfile: COPY ... /tmp/src, then pip install --no-deps).
+IMAGE_PACKAGES = ("model_server", "stacks")
+
+
+def _imports() -> Iterator[str]:
+    """Top-level module names imported anywhere in model_server/."""
+    for path in sorted((ROOT / "model_server").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
@@ -524,9 +526,39 @@ def _third_party_imports() -> Iterator[str]:
             else:
                 continue
             for name in names:
-                top = name.split(".")[0]
-                if top not in sys.stdlib_module_names and top not in ("model_server", "pipeline_modules"):
-                    yield top
+                yield name.split(".")[0]
+
+
+def _third_party_imports() -> Iterator[str]:
+    for top in _imports():
+        if top not in sys.stdlib_module_names and top not in IMAGE_PACKAGES:
+            yield top
+
+
+def test_model_server_imports_nothing_of_the_pipeline_or_the_tests() -> None:
+    """One direction only: the pipeline uses the server, never the other way round; the image has neither."""
+    assert not {"pipeline_modules", "tests", "benchmarks"} & set(_imports())
+
+
+def test_image_installs_the_serving_part_as_a_package() -> None:
+    """pip install --no-deps of the project after the pinned requirements, no PYTHONPATH, no tests in the image."""
+    runs = dockerfile_values("RUN")
+    assert any("pip install --only-binary=:all: -r /tmp/requirements-serving.txt" in r for r in runs)
+    [install] = [r for r in runs if "/tmp/src" in r and "pip install" in r]
+    assert "--no-deps" in install
+    assert "PYTHONPATH" not in dockerfile_env(), "the package is installed: no PYTHONPATH"
+    sources = {
+        source.rstrip("/")
+        for rest in dockerfile_values("COPY")
+        for source in shlex.split(rest)[:-1]
+        if not source.startswith("--")
+    }
+    top_dirs = {PurePosixPath(source).parts[0] for source in sources}
+    assert top_dirs <= {"pyproject.toml", "README.md", "deploy", *IMAGE_PACKAGES}, top_dirs
+    assert "tests" not in top_dirs and "pipeline_modules" not in top_dirs
+    compat = (ROOT / "stacks" / "compat.py").read_text(encoding="utf-8")
+    assert {"stacks/__init__.py", "stacks/compat.py"} <= sources, "model_server imports stacks.compat"
+    assert "import tensorflow" not in compat and "pipeline_modules" not in compat
 
 
 def test_serving_requirements_cover_model_server_imports() -> None:

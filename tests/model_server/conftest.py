@@ -1,33 +1,25 @@
 """Fixtures for the model server tests: toy SavedModels built once, and real server processes on free ports.
 
-Servers are started with ``model_server.client.start_server`` (the same helper the pipeline's infrastructure
+Servers are started with ``model_server.process.start_server`` (the same helper the pipeline's infrastructure
 validation and the benchmark use): the server binds port 0 itself and reports the port, so there is no race.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_HERE = Path(__file__).resolve().parent
-for _p in (_HERE.parents[1], _HERE):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+import pytest
 
-import pytest  # noqa: E402
-from ms_helpers import MODEL, V1_BIAS, V2_BIAS, WARMUP_TEXTS, copy_version  # noqa: E402
-
-from model_server.client import RestClient, ServerProcess, start_server  # noqa: E402
+from model_server.client import RestClient
+from model_server.process import ServerProcess, start_server
+from tests.model_server.ms_helpers import MODEL, V1_BIAS, V2_BIAS, WARMUP_TEXTS, copy_version
 
 
 @pytest.fixture(scope="session")
 def toy_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Two versions' worth of SavedModels (bias 0 with a warm-up file, bias 2), built once per session."""
-    from model_server.toy_model import build_toy_model
+    from tests.doubles.toy_model import build_toy_model
 
     root = tmp_path_factory.mktemp("toy_models")
     return {
@@ -42,7 +34,7 @@ def spawn() -> Iterator[Callable[..., ServerProcess]]:
     """Start servers for one test; every one is stopped (SIGTERM) at the end."""
     started: list[ServerProcess] = []
 
-    def _spawn(**kwargs) -> ServerProcess:
+    def _spawn(**kwargs: Any) -> ServerProcess:
         server = start_server(**kwargs)
         started.append(server)
         return server

@@ -21,7 +21,7 @@ WARMUP_TEXTS = ("a great film", "a dull film")
 
 def expected_probability(text: str, bias: float) -> float:
     """The toy model's answer, computed independently: sigmoid(#positive - #negative words + bias)."""
-    from model_server.toy_model import NEGATIVE_WORDS, POSITIVE_WORDS
+    from tests.doubles.toy_model import NEGATIVE_WORDS, POSITIVE_WORDS
 
     words = re.sub(r"[^\w']+", " ", text.lower()).split()
     score = sum(w in POSITIVE_WORDS for w in words) - sum(w in NEGATIVE_WORDS for w in words)
@@ -42,7 +42,7 @@ def b64(data: bytes) -> str:
 
 def copy_version(source: str, base_path: Path, version: int) -> Path:
     """Publish a version atomically (hidden temp dir + rename), like the pipeline's Pusher."""
-    from model_server.toy_model import publish_version
+    from tests.doubles.toy_model import publish_version
 
     return Path(publish_version(str(base_path), version, source_dir=source))
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from model_server.batching import BatchScheduler, DirectRunner
-from model_server.config import BatchingOptions
 from model_server.errors import InvalidArgument, ResourceExhausted
 from model_server.metrics import Metrics
+from model_server.model_config import BatchingOptions
 
 
 class FakeModel:

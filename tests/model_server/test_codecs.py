@@ -126,3 +126,16 @@ def test_row_format_needs_outputs_with_a_common_batch_dimension() -> None:
     sig = _sig({"x": ("string", (None,))}, {"a": ("float32", (None,)), "b": ("float32", (None,))})
     with pytest.raises(InvalidArgument, match="columnar"):
         rest_codec.encode_predictions({"a": np.zeros(2, np.float32), "b": np.zeros(3, np.float32)}, sig, True)
+
+
+def test_deep_json_is_refused_before_parsing_on_every_python() -> None:
+    """An explicit depth limit, not Python's recursion limit (Python 3.13's json no longer raises RecursionError)."""
+    for body in (b"[" * 100_000, b'{"a":' * 600 + b"1" + b"}" * 600):
+        with pytest.raises(InvalidArgument) as info:
+            rest_codec.parse_json(body)
+        assert info.value.message == "JSON Parse error: the document is nested too deeply"
+    depth = rest_codec.MAX_JSON_DEPTH
+    assert rest_codec.parse_json(b"[" * depth + b"]" * depth) is not None
+    brackets_in_strings = '{"instances": ["' + "[{" * 5000 + '", "\\"[[["]}'
+    assert rest_codec.nesting_depth(brackets_in_strings) == 2
+    assert rest_codec.parse_json(brackets_in_strings.encode())["instances"][1] == '"[[['

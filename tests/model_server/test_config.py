@@ -6,15 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from model_server import config, contract
-from model_server.config import BatchingOptions, ConfigError, VersionPolicy, parse_args
+from model_server import model_config
+from model_server.config import parse_args, parse_bool
+from model_server.model_config import BatchingOptions, ConfigError, VersionPolicy
 
 
-def test_contract_names_match_the_pipeline() -> None:
+def test_toy_model_names_match_the_pipeline() -> None:
+    """The test double speaks the pipeline's serving contract (the server itself knows none of these names)."""
     from pipeline_modules import features
+    from tests.doubles import toy_model
 
-    for name in contract.__all__:
-        assert getattr(contract, name) == getattr(features, name), name
+    for name in toy_model.CONTRACT_NAMES:
+        assert getattr(toy_model, name) == getattr(features, name), name
 
 
 def test_single_model_flags(tmp_path: Path) -> None:
@@ -104,7 +107,7 @@ def test_model_config_file(tmp_path: Path) -> None:
 )
 def test_bad_model_configs(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        config.parse_model_config_text(text)
+        model_config.parse_model_config_text(text)
 
 
 def test_version_policies_select_the_right_versions() -> None:
@@ -131,7 +134,7 @@ def test_batching_parameters_file(tmp_path: Path) -> None:
 
 
 def test_batching_defaults_match_tf_serving() -> None:
-    assert config.parse_batching_parameters_text("") == BatchingOptions(1000, 0, 0, 10, (), False)
+    assert model_config.parse_batching_parameters_text("") == BatchingOptions(1000, 0, 0, 10, (), False)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +151,22 @@ def test_batching_defaults_match_tf_serving() -> None:
 )
 def test_bad_batching_parameters(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        config.parse_batching_parameters_text(text, "batching")
+        model_config.parse_batching_parameters_text(text, "batching")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1", True), ("TRUE", True), (" yes ", True), ("on", True), ("0", False), ("False", False), ("no", False)],
+)
+def test_parse_bool_accepts_the_usual_spellings(text: str, expected: bool) -> None:
+    assert parse_bool(text) is expected
+
+
+def test_parse_bool_refuses_anything_else() -> None:
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match="expected true or false"):
+        parse_bool("maybe")
 
 
 def test_importing_the_package_has_no_side_effects() -> None:
@@ -156,7 +174,7 @@ def test_importing_the_package_has_no_side_effects() -> None:
     import sys
 
     code = (
-        "import sys, model_server, model_server.config, model_server.errors;"
+        "import sys, model_server, model_server.config, model_server.errors, model_server.client;"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported';"
         "assert not any(m.startswith('model_server.server') for m in sys.modules)"
     )

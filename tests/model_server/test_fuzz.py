@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from ms_helpers import MODEL
 
 from model_server.client import RestClient
+from tests.model_server.ms_helpers import MODEL
 
 SETTINGS = settings(
     max_examples=250,
@@ -143,4 +143,4 @@ def test_any_predict_body_gets_a_json_answer_and_never_a_5xx(rest: RestClient, b
 
 def test_the_server_is_still_healthy_after_fuzzing(rest: RestClient) -> None:
     assert rest.healthz() and rest.readyz()
-    assert rest.predict_texts(MODEL, ["great"])[0]["label"] == "positive"
+    assert rest.predict_texts(MODEL, ["great"], input_name="text")[0]["label"] == "positive"

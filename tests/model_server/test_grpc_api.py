@@ -8,7 +8,6 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from ms_helpers import MODEL, V1_BIAS, expected_probability, metric_samples, serialized_example
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -20,6 +19,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
     regression_pb2,
 )
+
+from tests.model_server.ms_helpers import MODEL, V1_BIAS, expected_probability, metric_samples, serialized_example
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +253,35 @@ def test_grpc_calls_are_counted(predictions, shared_server) -> None:
     assert counts[ok] >= 1
     errors = metric_samples(text, "model_server_request_errors_total")
     assert errors[(("code", "NOT_FOUND"), ("method", "predict"), ("model", "_other"), ("protocol", "grpc"))] >= 1
+
+
+ACCEPTED_IDS = ["trace-42", "A.b_c-9", "x" * 64]
+REFUSED_IDS = ["x" * 65, "bad id", "semi;colon", "slash/x", 'quote"d', ""]
+
+
+@pytest.mark.parametrize("request_id", ACCEPTED_IDS + REFUSED_IDS)
+def test_rest_and_grpc_accept_the_same_request_ids(shared_server, models, request_id: str) -> None:
+    """One rule for both transports: a client's id is echoed only when it is 1-64 of [A-Za-z0-9._-]."""
+    with shared_server.rest_client() as rest:
+        _, headers, _ = rest.request("GET", f"/v1/models/{MODEL}", headers={"X-Request-Id": request_id})
+    rest_id = headers["x-request-id"]
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = MODEL
+    _, call = models.GetModelStatus.with_call(request, timeout=30, metadata=(("x-request-id", request_id),))
+    grpc_id = dict(call.trailing_metadata())["x-request-id"]
+    if request_id in ACCEPTED_IDS:
+        assert rest_id == grpc_id == request_id
+    else:
+        for echoed in (rest_id, grpc_id):
+            assert echoed != request_id and len(echoed) == 16 and int(echoed, 16) >= 0
+
+
+def test_client_predict_texts_names_inputs_and_outputs(shared_server) -> None:
+    with shared_server.grpc_client() as client:
+        rows = client.predict_texts(MODEL, ["superb", "awful"], input_name="text", output_names=["label"])
+    assert rows == [{"label": "positive"}, {"label": "negative"}]
+    with shared_server.rest_client() as rest:
+        rows = rest.predict_texts(MODEL, ["superb"], input_name="text", output_names=["label"])
+        assert rows == [{"label": "positive"}]
+        [row] = rest.predict_texts(MODEL, ["superb"], input_name="text")
+    assert set(row) == {"probability", "label"}

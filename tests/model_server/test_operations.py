@@ -11,9 +11,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from ms_helpers import MODEL, WARMUP_TEXTS, call_json, copy_version, metric_samples, wait_for
 
 from model_server.client import RestClient
+from tests.model_server.ms_helpers import MODEL, WARMUP_TEXTS, call_json, copy_version, metric_samples, wait_for
 
 SECRET = "zebracrossing4711"  # a word no log line may contain unless it is the (opt-in) request log
 
@@ -37,7 +37,7 @@ def test_concurrent_requests_are_batched(spawn, toy_models, tmp_path: Path) -> N
     def client() -> None:
         with server.rest_client() as rest:
             barrier.wait(30)
-            results.append(rest.predict_texts(MODEL, ["good"])[0]["label"])
+            results.append(rest.predict_texts(MODEL, ["good"], input_name="text")[0]["label"])
 
     threads = [threading.Thread(target=client) for _ in range(8)]
     for t in threads:
@@ -129,6 +129,14 @@ def test_logs_keep_text_private(shared_server, rest: RestClient) -> None:
         assert SECRET not in (work / name).read_text(), name
 
 
+def test_the_server_process_gets_this_environment_unchanged(shared_server) -> None:
+    """start_server adds no PYTHONPATH (the package is installed) and no Keras switch (the server needs no Keras 2)."""
+    with open(f"/proc/{shared_server.pid}/environ", "rb") as f:
+        child = dict(item.decode().split("=", 1) for item in f.read().split(b"\0") if b"=" in item)
+    for name in ("PYTHONPATH", "TF_USE_LEGACY_KERAS"):
+        assert child.get(name) == os.environ.get(name), name
+
+
 def test_graceful_shutdown_finishes_in_flight_requests(spawn, toy_models, tmp_path: Path) -> None:
     base = tmp_path / MODEL
     copy_version(toy_models["v1"], base, 1)
@@ -189,7 +197,7 @@ def test_rest_requests_have_a_deadline(spawn, toy_models, tmp_path: Path) -> Non
 def test_a_taken_port_fails_start_up_cleanly(toy_models, tmp_path: Path) -> None:
     import socket
 
-    from model_server.client import start_server
+    from model_server.process import start_server
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

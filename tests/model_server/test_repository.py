@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from model_server.config import ModelConfig, VersionPolicy
 from model_server.errors import Code, InvalidArgument, NotFound
 from model_server.metrics import Metrics
 from model_server.model import ModelLoadError
+from model_server.model_config import ModelConfig, VersionPolicy
 from model_server.repository import ModelRepository, ModelVersionManager, State, list_versions
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from ms_helpers import MODEL, V1_BIAS, b64, call_json, expected_probability, serialized_example
 
 from model_server.client import RestClient
+from tests.model_server.ms_helpers import MODEL, V1_BIAS, b64, call_json, expected_probability, serialized_example
 
 PREDICT = f"/v1/models/{MODEL}:predict"
 

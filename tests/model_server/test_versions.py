@@ -9,7 +9,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from ms_helpers import (
+from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+from model_server.client import ModelServerError
+from tests.model_server.ms_helpers import (
     MODEL,
     V1_BIAS,
     V2_BIAS,
@@ -20,9 +23,6 @@ from ms_helpers import (
     wait_for,
     write_broken_version,
 )
-from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
-
-from model_server.client import ModelServerError
 
 TEXT = "great"
 P1 = expected_probability(TEXT, V1_BIAS)
@@ -68,7 +68,7 @@ def test_hot_swap_under_traffic_and_a_broken_version(spawn, toy_models, tmp_path
         with server.rest_client() as client:
             while not stop.is_set():
                 try:
-                    [prediction] = client.predict_texts(MODEL, [TEXT])
+                    [prediction] = client.predict_texts(MODEL, [TEXT], input_name="text")
                     seen["rest"].append(_version_of(prediction["probability"]))
                 except Exception as exc:  # noqa: BLE001 - any failure is what the test counts
                     errors.append(repr(exc))
@@ -119,7 +119,7 @@ def test_hot_swap_under_traffic_and_a_broken_version(spawn, toy_models, tmp_path
     [v3] = rest.model_status(MODEL, version=3)["model_version_status"]
     assert v3["status"]["error_code"] == "UNKNOWN"
     assert "Cannot parse the SavedModel proto" in v3["status"]["error_message"]
-    assert _version_of(rest.predict_texts(MODEL, [TEXT])[0]["probability"]) == 2
+    assert _version_of(rest.predict_texts(MODEL, [TEXT], input_name="text")[0]["probability"]) == 2
     status, doc = call_json(rest, "GET", f"/v1/models/{MODEL}/versions/4")
     assert status == 404  # .4.tmp is not a version
     metrics = rest.metrics_text()
@@ -158,7 +158,7 @@ def test_pinned_versions_labels_several_models_and_reload(spawn, toy_models, tmp
     rest = server.rest_client()
 
     def probability(**where) -> float:
-        return rest.predict_texts(MODEL, [TEXT], **where)[0]["probability"]
+        return rest.predict_texts(MODEL, [TEXT], input_name="text", **where)[0]["probability"]
 
     assert _version_of(probability()) == 2  # latest of the pinned versions; 3 is on disk but not in the policy
     assert _version_of(probability(version=1)) == 1
@@ -169,7 +169,7 @@ def test_pinned_versions_labels_several_models_and_reload(spawn, toy_models, tmp
         {"error": f"Servable not found for request: Specific({MODEL}, 3)"},
     )
     assert call_json(rest, "GET", f"/v1/models/{MODEL}/labels/stable")[1]["model_version_status"][0]["version"] == "1"
-    assert rest.predict_texts("other", [TEXT])[0]["probability"] == pytest.approx(P2, abs=1e-6)
+    assert rest.predict_texts("other", [TEXT], input_name="text")[0]["probability"] == pytest.approx(P2, abs=1e-6)
     assert call_json(rest, "GET", "/readyz")[1]["models"] == {MODEL: ["2", "1"], "other": ["7"]}
 
     with server.grpc_client() as client:

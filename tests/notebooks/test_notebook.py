@@ -152,8 +152,6 @@ def executed(tmp_path_factory: pytest.TempPathFactory, smoke_encoder) -> dict[st
     failure: BaseException | None = None
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("JUPYTER_PATH", str(work / "kernel" / "share" / "jupyter"))  # searched first for kernels
-        monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
-        monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
         monkeypatch.setenv("IMDB_ARCHIVE", str(work / "no-such-archive"))  # smoke must not look for real data
         monkeypatch.setenv("PIP_NO_INDEX", "1")  # in case anything runs pip: no package index either
         monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")

@@ -6,8 +6,9 @@ import argparse
 
 import pytest
 
-from pipeline_modules import local_runner
+from pipeline_modules import environment, local_runner
 from pipeline_modules.config import PRESETS, PipelineConfig, add_config_arguments, config_for, overrides_from_args
+from pipeline_modules.data import locate
 
 
 def test_presets_are_values_of_one_config() -> None:
@@ -58,9 +59,9 @@ def test_cli_without_data_says_how_to_provide_it(
     tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("IMDB_ARCHIVE", raising=False)
-    monkeypatch.setattr(local_runner, "PROJECT_ROOT", tmp_path)  # no data/ copy there
-    monkeypatch.setattr(local_runner.imdb_data, "tfds_reachable", lambda *a, **k: False)
-    monkeypatch.setattr(local_runner.imdb_data, "prepared_tfds_dir", lambda *a, **k: None)
+    monkeypatch.setattr(environment, "PROJECT_ROOT", tmp_path)  # no data/ copy there
+    monkeypatch.setattr(locate, "tfds_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(locate, "prepared_tfds_dir", lambda *a, **k: None)
     assert local_runner.main(["--preset", "demo", "--pipeline-root", str(tmp_path / "root")]) == 2
     err = capsys.readouterr().err
     assert "IMDB_ARCHIVE" in err and "--imdb-archive" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 import yaml
 
 from pipeline_modules import kubeflow_v2_runner as kfp_runner
+from pipeline_modules import pipeline as pipeline_definition
 from pipeline_modules.config import PROJECT_ROOT, config_for
+from stacks.compat import LEGACY_KERAS_ENV
 
 IMAGE = "europe-west4-docker.pkg.dev/my-project/ml/bert-imdb-tfx:0.1"
 ROOT = "gs://my-bucket/pipelines"
@@ -92,18 +95,39 @@ def test_every_component_of_the_pipeline_is_a_step(compiled: tuple[dict[str, Any
     assert "InfraValidator" in dag["Pusher"]["dependentTasks"] and "Evaluator" in dag["Pusher"]["dependentTasks"]
 
 
-def test_module_files_and_schema_point_into_the_image(compiled: tuple[dict[str, Any], Path]) -> None:
+def test_modules_by_import_path_and_schema_in_the_image(compiled: tuple[dict[str, Any], Path]) -> None:
     job, _ = compiled
-    expected = {
-        ("Transform", "module_file"): "pipeline_modules/transform_module.py",
-        ("Tuner", "module_file"): "pipeline_modules/trainer_module.py",
-        ("Trainer", "module_file"): "pipeline_modules/trainer_module.py",
-        ("ImportSchemaGen", "schema_file"): "pipeline_modules/schema/schema.pbtxt",
+    functions = {
+        ("Transform", "preprocessing_fn"): "pipeline_modules.transform_module.preprocessing_fn",
+        ("Tuner", "tuner_fn"): "pipeline_modules.trainer_module.tuner_fn",
+        ("Trainer", "run_fn"): "pipeline_modules.trainer_module.run_fn",
     }
-    for (task, key), relative in expected.items():
-        assert _parameters(job, task)[key] == f"{IMAGE_ROOT}/{relative}"
-        assert (PROJECT_ROOT / relative).is_file()  # the image's copy of the repository has it at that place
+    for (task, key), import_path in functions.items():
+        assert _parameters(job, task)[key] == import_path
+        assert "module_file" not in _parameters(job, task)  # nothing for TFX to package or to find by path
+        module, name = import_path.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), name))  # the installed package has it
+    relative = "pipeline_modules/schema/schema.pbtxt"
+    assert _parameters(job, "ImportSchemaGen")["schema_file"] == f"{IMAGE_ROOT}/{relative}"
+    assert (PROJECT_ROOT / relative).is_file()  # the image's copy of the repository has it at that place
     assert str(PROJECT_ROOT) not in json.dumps(job)  # nothing of this checkout leaks into the cluster's job
+
+
+def test_own_trainer_module_file_is_found_in_the_image(tmp_path: Path) -> None:
+    """`--trainer-module-file` stays a module file (a user's own), at its place in the image's copy of the repo."""
+    config = config_for(
+        "smoke", pipeline_root=ROOT, serving_model_dir=SERVING, imdb_source=DATA,
+        trainer_module_file="my_modules/my_trainer.py",
+    )  # fmt: skip
+    encoder = kfp_runner.explicit_encoder(ENCODER, vocab_file=None, do_lower_case=True, image_project_root=IMAGE_ROOT)
+    settings = kfp_runner.KubeflowSettings(image=IMAGE, encoder=encoder, image_project_root=IMAGE_ROOT)
+    job = kfp_runner.compile_pipeline(config, settings, tmp_path / "job.json")
+    for task, function in (("Tuner", "tuner_fn"), ("Trainer", "run_fn")):
+        parameters = _parameters(job, task)
+        assert parameters["module_file"] == f"{IMAGE_ROOT}/my_modules/my_trainer.py"
+        assert function not in parameters
+    assert _parameters(job, "Transform")["preprocessing_fn"] == pipeline_definition.PREPROCESSING_FN
+    assert kfp_runner._NO_PACKAGING_ENV not in os.environ  # noqa: SLF001 - the switch must not outlive the compile
 
 
 def test_configured_values_reach_the_steps(compiled: tuple[dict[str, Any], Path]) -> None:
@@ -132,8 +156,9 @@ def test_every_step_runs_the_image_with_the_beam_args(compiled: tuple[dict[str, 
     for task in EXPECTED_STEPS:
         container = _container(job, task)
         assert container["image"] == IMAGE
-        assert container["command"][:3] == ["env", f"PYTHONPATH={IMAGE_ROOT}", "TF_USE_LEGACY_KERAS=1"]
-        assert container["command"][-1] == kfp_runner.EXECUTOR_MODULE
+        legacy_keras = [f"{key}={value}" for key, value in LEGACY_KERAS_ENV.items()]
+        assert container["command"] == ["env", *legacy_keras, "python", "-m", kfp_runner.EXECUTOR_MODULE]
+        assert not any(part.startswith("PYTHONPATH=") for part in container["command"])  # the image installs it
     for task in BEAM_STEPS:
         args = _container(job, task)["args"]
         assert args[-len(BEAM_ARGS) :] == list(BEAM_ARGS)
@@ -197,7 +222,7 @@ def test_compiling_touches_no_pipeline_root_and_leaves_the_environment_alone(tmp
     importer = job["pipelineSpec"]["deploymentSpec"]["executors"]["HyperparametersImporter_executor"]["importer"]
     assert importer["artifactUri"]["constantValue"]["stringValue"] == config.hyperparameters_uri
     assert _parameters(job, "ImdbExampleGen")["source"] == "tfds"
-    assert _parameters(job, "Transform")["module_file"] == "/pipeline/pipeline_modules/transform_module.py"
+    assert _parameters(job, "Transform")["preprocessing_fn"] == pipeline_definition.PREPROCESSING_FN
     assert json.loads(_parameters(job, "Transform")["custom_config"])["max_seq_length"] == config.max_seq_length
     assert yaml.safe_load(output.read_text()) == job["pipelineSpec"]
     from kfp.client import client as kfp_client
@@ -254,10 +279,10 @@ def test_a_compiled_step_runs_through_tfx_s_kubeflow_entrypoint(tmp_path: Path) 
     import subprocess
     import sys
 
-    from pipeline_modules import imdb_data
+    from pipeline_modules import data
 
     archive = tmp_path / "aclImdb_v1.tar.gz"
-    imdb_data.write_synthetic_archive(archive, n_per_class=6, seed=3, max_words=20)
+    data.write_synthetic_archive(archive, n_per_class=6, seed=3, max_words=20)
     config = config_for("smoke", pipeline_root=ROOT, serving_model_dir=SERVING, imdb_source=str(archive))
     encoder = kfp_runner.explicit_encoder(ENCODER, vocab_file=None, do_lower_case=True, image_project_root="/")
     settings = kfp_runner.KubeflowSettings(image=IMAGE, encoder=encoder, image_project_root=str(PROJECT_ROOT))

@@ -143,6 +143,16 @@ def test_serving_signatures_contract(pushed_model) -> None:
     assert labels == [features.POSITIVE if p >= 0.5 else features.NEGATIVE for p in probability]
 
 
+def test_pushed_model_carries_its_serving_hints(smoke_run: SmokeRun) -> None:
+    """The server learns from the model itself that `text` must be non-empty (model_server/hints.py)."""
+    from model_server.hints import HINTS_FILE, read_serving_hints
+    from pipeline_modules.trainer.export import SERVING_HINTS
+
+    (version,) = [p for p in smoke_run.serving_dir.iterdir() if p.name.isdigit()]
+    assert (version / HINTS_FILE).is_file()
+    assert read_serving_hints(str(version)) == SERVING_HINTS
+
+
 def test_same_text_same_probability_alone_or_in_a_batch(pushed_model) -> None:
     serving = pushed_model.signatures[features.SERVING_SIGNATURE]
     batch = serving(text=tf.constant(REVIEWS))[features.PROBABILITY_OUTPUT].numpy()

@@ -19,9 +19,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from model_server.config import parse_args
+    from model_server.config import parse_args, wants_version
     from model_server.model_config import ConfigError
 
+    if wants_version(args):  # as tensorflow_model_server: print the versions, exit 0, no model flags needed
+        from model_server import __version__
+        from model_server.tf_serving_flags import version_text
+
+        print(version_text(__version__))
+        return 0
     try:
         options = parse_args(args)
     except ConfigError as exc:

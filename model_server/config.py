@@ -21,6 +21,13 @@ from model_server.model_config import (
     load_model_config_file,
     local_path,
 )
+from model_server.tf_serving_flags import (
+    add_tf_serving_flags,
+    not_applied_flags,
+    parse_grpc_channel_arguments,
+    request_threads,
+    thread_pools,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,12 @@ class ServerOptions:
     request_log_sample_rate: float = 1.0
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
+    grpc_socket_path: str = ""
+    grpc_channel_arguments: tuple[tuple[str, int | str], ...] = ()
+    rest_api_enable_cors_support: bool = False
+    tensorflow_intra_op_parallelism: int = 0  # 0: TensorFlow's automatic choice
+    tensorflow_inter_op_parallelism: int = 0
+    not_applied_flags: tuple[str, ...] = ()  # TF Serving flags given that change nothing here (one start-up warning)
 
     @property
     def request_threads(self) -> int:
@@ -108,6 +121,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
         default=True,
         help="replay assets.extra/tf_serving_warmup_requests (or a synthetic request) on load",
     )
+    add_tf_serving_flags(tfs)
     own = p.add_argument_group("model_server's own flags")
     own.add_argument(
         "--host",
@@ -164,12 +178,18 @@ def _check_port(flag: str, value: int) -> None:
         raise ConfigError(f"--{flag} must be -1 (any free port), 0 (disabled) or 1..65535, got {value}")
 
 
+def wants_version(argv: Sequence[str]) -> bool:
+    """``--version`` (or ``--version=true``) among the flags; the other flags are not validated then."""
+    known, _ = build_arg_parser().parse_known_args(list(argv))
+    return bool(known.version)
+
+
 def parse_args(argv: Sequence[str]) -> ServerOptions:
     """Flags → validated :class:`ServerOptions`; raises :class:`ConfigError` with a message for the user."""
     a = build_arg_parser().parse_args(list(argv))
     _check_port("port", a.port)
     _check_port("rest_api_port", a.rest_api_port)
-    if a.port == 0 and a.rest_api_port == 0:
+    if a.port == 0 and a.rest_api_port == 0 and not a.grpc_socket_path:
         raise ConfigError("both --port and --rest_api_port are 0: nothing to serve on")
     if a.model_config_file:
         if a.model_base_path:
@@ -195,6 +215,9 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         raise ConfigError("--request_log_sample_rate must be within [0, 1]")
     if a.shutdown_grace_seconds < 0:
         raise ConfigError("--shutdown_grace_seconds must be >= 0")
+    intra, inter = thread_pools(
+        a.tensorflow_session_parallelism, a.tensorflow_intra_op_parallelism, a.tensorflow_inter_op_parallelism
+    )
     return ServerOptions(
         host=a.host,
         grpc_port=a.port,
@@ -208,7 +231,7 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         batching=batching,
         enable_model_warmup=a.enable_model_warmup,
         custom_op_modules=tuple(m.strip() for m in a.custom_op_modules.split(",") if m.strip()),
-        num_request_threads=a.num_request_threads,
+        num_request_threads=request_threads(a.num_request_threads, a.rest_api_num_threads, a.grpc_max_threads),
         max_request_bytes=a.max_request_bytes,
         max_instances_per_request=a.max_instances_per_request,
         rest_api_timeout_in_ms=a.rest_api_timeout_in_ms,
@@ -218,4 +241,10 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         request_log_sample_rate=a.request_log_sample_rate,
         shutdown_grace_seconds=a.shutdown_grace_seconds,
         log_level=a.log_level,
+        grpc_socket_path=a.grpc_socket_path,
+        grpc_channel_arguments=parse_grpc_channel_arguments(a.grpc_channel_arguments),
+        rest_api_enable_cors_support=a.rest_api_enable_cors_support,
+        tensorflow_intra_op_parallelism=intra,
+        tensorflow_inter_op_parallelism=inter,
+        not_applied_flags=not_applied_flags(a),
     )

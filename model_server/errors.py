@@ -84,6 +84,10 @@ class ServingError(Exception):
     def grpc_code(self) -> Any:
         return grpc_code_for(self.code)
 
+    def for_grpc(self) -> ServingError:
+        """This error as gRPC reports it: the same code and text as REST unless TF Serving differs there."""
+        return self
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code.name}: {self.message!r})"
 
@@ -118,6 +122,18 @@ class DeadlineExceeded(ServingError):
 
 class Internal(ServingError):
     code = Code.INTERNAL
+
+
+class SignatureNotFound(InvalidArgument):
+    """An unknown signature: TF Serving answers REST with 400 and ``Serving signature name: "<s>" not found in
+    signature def``, but gRPC with FAILED_PRECONDITION and ``Serving signature key "<s>" not found.``"""
+
+    def __init__(self, signature_name: str):
+        super().__init__(f'Serving signature name: "{signature_name}" not found in signature def')
+        self.signature_name = signature_name
+
+    def for_grpc(self) -> ServingError:
+        return FailedPrecondition(f'Serving signature key "{self.signature_name}" not found.')
 
 
 class PayloadTooLarge(InvalidArgument):

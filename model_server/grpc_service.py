@@ -27,7 +27,14 @@ from tensorflow_serving.config import model_server_config_pb2
 from model_server import tensors
 from model_server.calls import REQUEST_ID_HEADER, Call, CallRecorder
 from model_server.dataplane import DataPlane, ModelRef
-from model_server.errors import Code, InvalidArgument, ServingError, Unavailable, to_serving_error
+from model_server.errors import (
+    Code,
+    InvalidArgument,
+    ServingError,
+    SignatureNotFound,
+    Unavailable,
+    to_serving_error,
+)
 from model_server.logs import AccessLog
 from model_server.metrics import Metrics
 from model_server.model import DEFAULT_SIGNATURE, SignatureInfo
@@ -89,9 +96,10 @@ class GrpcTransport:
                 raise Unavailable("The server is shutting down")
             response = await handler(request, call)
         except Exception as exc:  # noqa: BLE001 - mapped to a status, never a traceback
-            call.error, unexpected = to_serving_error(exc, call.request_id)
+            error, unexpected = to_serving_error(exc, call.request_id)
             if unexpected:
                 log.error("request %s: unexpected error", call.request_id, exc_info=exc)
+            call.error = error.for_grpc()
             context.set_code(call.error.grpc_code)
             context.set_details(call.error.message)
             response = empty()
@@ -124,6 +132,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         ref = _ref(request.model_spec, call)
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         call.signature = signature_name
+        if signature_name not in self._t.plane.model(ref).signatures:
+            raise SignatureNotFound(signature_name)  # gRPC's code and words differ from REST's (errors.py)
 
         def decode(sig: SignatureInfo) -> dict[str, np.ndarray]:
             return {name: tensors.proto_to_ndarray(proto, name) for name, proto in request.inputs.items()}

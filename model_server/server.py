@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import grpc
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from model_server.batching import BatchScheduler, DirectRunner
 from model_server.config import EPHEMERAL_PORT, ServerOptions
@@ -29,6 +30,7 @@ from model_server.model import ServableModel, batch_sizes_for_warmup, import_op_
 from model_server.model_config import ConfigError, ModelConfig, load_model_config_file
 from model_server.repository import ModelRepository
 from model_server.rest import RestTransport
+from model_server.tf_serving_flags import not_applied_warning
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +83,18 @@ class ModelServer:
 
     async def start(self) -> None:
         o = self.options
-        if o.grpc_port != 0:
+        warning = not_applied_warning(o.not_applied_flags)
+        if warning:
+            log.warning("%s", warning)
+        if o.grpc_port != 0 or o.grpc_socket_path:
             await self._start_grpc()
         if o.rest_api_port != 0:
             await self._start_rest()
         self._write_port_file()
+        if o.tensorflow_intra_op_parallelism or o.tensorflow_inter_op_parallelism:
+            await asyncio.to_thread(
+                configure_tensorflow_threads, o.tensorflow_intra_op_parallelism, o.tensorflow_inter_op_parallelism
+            )
         if o.custom_op_modules:
             # Imported while the ports already answer (readiness says "not ready"), before any model loads.
             imported = await asyncio.to_thread(import_op_libraries, o.custom_op_modules)
@@ -103,22 +112,15 @@ class ModelServer:
 
     async def _start_grpc(self) -> None:
         o = self.options
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", o.max_request_bytes),
-                ("grpc.max_send_message_length", -1),
-                ("grpc.so_reuseport", 0),  # a taken port must fail loudly, not be shared
-            ]
-        )
+        server = grpc.aio.server(options=grpc_server_options(o))
         add_services(server, self.grpc)
-        port = 0 if o.grpc_port == EPHEMERAL_PORT else o.grpc_port
-        host = f"[{o.host}]" if ":" in o.host else o.host
-        try:
-            bound = server.add_insecure_port(f"{host}:{port}")
-        except RuntimeError as exc:
-            raise OSError(f"cannot bind gRPC to {o.host}:{port}: {exc}") from None
-        if not bound:
-            raise OSError(f"cannot bind gRPC to {o.host}:{port}")
+        bound = 0
+        if o.grpc_port != 0:
+            port = 0 if o.grpc_port == EPHEMERAL_PORT else o.grpc_port
+            host = f"[{o.host}]" if ":" in o.host else o.host
+            bound = _bind_grpc(server, f"{host}:{port}", f"{o.host}:{port}")
+        if o.grpc_socket_path:
+            _bind_grpc(server, f"unix:{o.grpc_socket_path}", o.grpc_socket_path)
         await server.start()
         self._grpc_server = server
         self.grpc_port = bound
@@ -138,8 +140,11 @@ class ModelServer:
             raise OSError(f"cannot bind REST to {o.host}:{port}: {exc.strerror}") from None
         sock.listen(1024)
         sock.setblocking(False)
+        app = self.rest.build_app()
+        if o.rest_api_enable_cors_support:
+            app.middlewares.append(cors_middleware)
         runner = web.AppRunner(
-            self.rest.build_app(),
+            app,
             access_log=None,
             handle_signals=False,
             shutdown_timeout=max(o.shutdown_grace_seconds, 0.1),
@@ -243,6 +248,57 @@ class ModelServer:
         if self.request_log is not None:
             self.request_log.close()
         self.access_log.close()
+
+
+def grpc_server_options(o: ServerOptions) -> list[tuple[str, int | str]]:
+    """Our channel arguments, then ``--grpc_channel_arguments`` (a key given there replaces ours)."""
+    ours: dict[str, int | str] = {
+        "grpc.max_receive_message_length": o.max_request_bytes,
+        "grpc.max_send_message_length": -1,
+        "grpc.so_reuseport": 0,  # a taken port must fail loudly, not be shared
+    }
+    return list({**ours, **dict(o.grpc_channel_arguments)}.items())
+
+
+def _bind_grpc(server: grpc.aio.Server, address: str, shown: str) -> int:
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot bind gRPC to {shown}: {exc}") from None
+    if not bound:
+        raise OSError(f"cannot bind gRPC to {shown}")
+    return int(bound)
+
+
+def configure_tensorflow_threads(intra: int, inter: int) -> None:
+    """``--tensorflow_intra_op_parallelism`` / ``--tensorflow_inter_op_parallelism``: before any model loads."""
+    import tensorflow as tf
+
+    try:
+        if intra:
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+        if inter:
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError as exc:  # TensorFlow's runtime already started (only possible when embedded)
+        log.warning("TensorFlow thread pools already initialised; parallelism flags not applied: %s", exc)
+        return
+    log.info("TensorFlow thread pools: intra-op %s, inter-op %s", intra or "auto", inter or "auto")
+
+
+_CORS_PREFLIGHT = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET",
+    "Access-Control-Allow-Headers": "Content-Type",
+}
+
+
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``--rest_api_enable_cors_support``, as TF Serving: preflights answered, every answer open to any origin."""
+    if request.method == "OPTIONS":
+        return web.Response(status=200, headers=_CORS_PREFLIGHT)
+    response = await handler(request)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 def _file_signature(path: str) -> tuple[int, int] | None:

@@ -14,7 +14,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=${PY313_ROOT:-$REPO/.stacks/py313-root}
 SUITE=trixie
-PACKAGES=python3,python3-venv,python3-pip,python3-dev,g++,make,git,ca-certificates
+PACKAGES=python3,python3-venv,python3-pip,python3-dev,g++,make,git,ca-certificates,kubectl
 STAMP=$ROOT/.bert-imdb-root-ready
 PIP_CACHE=${PIP_CACHE_DIR:-$HOME/.cache/pip}
 MOUNTED=()

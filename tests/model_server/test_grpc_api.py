@@ -142,8 +142,8 @@ GRPC_ERRORS = [
     (dict(inputs={"text": ["a"]}, model=""), grpc.StatusCode.INVALID_ARGUMENT, "Missing model name in request."),
     (
         dict(inputs={"text": ["a"]}, signature="nope"),
-        grpc.StatusCode.INVALID_ARGUMENT,
-        'Serving signature name: "nope" not found in signature def',
+        grpc.StatusCode.FAILED_PRECONDITION,
+        'Serving signature key "nope" not found.',
     ),
     (
         dict(inputs={"txt": ["a"]}),

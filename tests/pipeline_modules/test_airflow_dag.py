@@ -1,6 +1,6 @@
 """The Airflow DAG file, loaded the way Airflow loads it (optional extra: skipped unless apache-airflow is installed).
 
-Install it with `pip install -c constraints.txt -r requirements-airflow.txt`; see that file for why the pins.
+Install it with `pip install -c stacks/locks/tfx116.in -r requirements-airflow.txt`; see that file for why the pins.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AIRFLOW_HOME", str(home))
         patch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-        pytest.importorskip("airflow", reason="optional: pip install -c constraints.txt -r requirements-airflow.txt")
+        pytest.importorskip(
+            "airflow", reason="optional: pip install -c stacks/locks/tfx116.in -r requirements-airflow.txt"
+        )
         yield home
 
 

@@ -2,7 +2,7 @@
 
 Nothing here runs at import time: :func:`parse_args` is called by ``__main__`` (and by tests with their own argv), so
 importing the package never reads ``sys.argv``. The files that some flags name are parsed by
-:mod:`model_server.model_config`. :func:`parse_bool` is the one boolean parser of the project's command lines.
+:mod:`model_server.model_config`; TF Serving's remaining flags are defined in :mod:`model_server.tf_serving_flags`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from model_server.tf_serving_flags import (
     request_threads,
     thread_pools,
 )
+from model_server.tf_serving_flags import parse_bool as parse_bool  # re-exported: the one boolean parser
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +74,6 @@ class ServerOptions:
 
 
 # --- command line ------------------------------------------------------------------------------------------------
-
-
-def parse_bool(value: str) -> bool:
-    """A boolean flag's value: 1/true/yes/on or 0/false/no/off, any case (an argparse ``type=``)."""
-    v = value.strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def build_arg_parser() -> argparse.ArgumentParser:

@@ -292,6 +292,7 @@ _CORS_PREFLIGHT = {
 }
 
 
+@web.middleware  # aiohttp 3 takes an undecorated function for an old-style middleware factory
 async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """``--rest_api_enable_cors_support``, as TF Serving: preflights answered, every answer open to any origin."""
     if request.method == "OPTIONS":

@@ -33,17 +33,24 @@ class NotApplied:
     reason: str
 
 
-def _bool(value: str) -> bool:
-    from model_server.config import parse_bool  # the project's one boolean parser (config imports this module)
+def parse_bool(value: str) -> bool:
+    """A boolean flag's value: 1/true/yes/on or 0/false/no/off, any case (an argparse ``type=``).
 
-    return parse_bool(value)
+    The project's one boolean parser (the pipeline's flags use it too, as ``model_server.config.parse_bool``).
+    """
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 _NO_GPU = "this server runs models on CPU"
 _NO_TFLITE = "no TensorFlow Lite runtime here"
 _NOT_YET = "not yet implemented"
 _NO_RETRY = _NOT_YET + ": a failed version is retried only when its files change"
-_B = _bool
+_B = parse_bool
 
 # Flags accepted for compatibility whose meaning does not exist here (or is not built yet).
 NOT_APPLIED: tuple[NotApplied, ...] = (
@@ -95,7 +102,7 @@ def add_tf_serving_flags(group: Any) -> None:
     )
     group.add_argument(
         "--rest_api_enable_cors_support",
-        type=_bool,
+        type=parse_bool,
         nargs="?",
         const=True,
         default=False,
@@ -113,10 +120,10 @@ def add_tf_serving_flags(group: Any) -> None:
     ):
         group.add_argument(f"--{name}", type=int, default=0, help="TensorFlow thread pool size (0: automatic)")
     group.add_argument(
-        "--version", type=_bool, nargs="?", const=True, default=False, help="print the versions and exit"
+        "--version", type=parse_bool, nargs="?", const=True, default=False, help="print the versions and exit"
     )
     for flag in NOT_APPLIED:
-        nargs: dict[str, Any] = {"nargs": "?", "const": True} if flag.type is _bool else {}
+        nargs: dict[str, Any] = {"nargs": "?", "const": True} if flag.type is parse_bool else {}
         group.add_argument(
             f"--{flag.name}",
             type=flag.type,

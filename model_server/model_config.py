@@ -139,14 +139,18 @@ def _policy_from_proto(p: Any, name: str, source: str) -> VersionPolicy:
     return VersionPolicy()
 
 
-def load_model_config_file(path: str) -> list[ModelConfig]:
-    """Read and parse ``--model_config_file``."""
+def _read_flag_file(flag: str, path: str) -> str:
+    """The text of the file a flag names, or a ConfigError naming the flag and the file."""
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except OSError as exc:
-        raise ConfigError(f"cannot read --model_config_file {path!r}: {exc.strerror}") from None
-    return parse_model_config_text(text, path)
+        raise ConfigError(f"cannot read {flag} {path!r}: {exc.strerror}") from None
+
+
+def load_model_config_file(path: str) -> list[ModelConfig]:
+    """Read and parse ``--model_config_file``."""
+    return parse_model_config_text(_read_flag_file("--model_config_file", path), path)
 
 
 def local_path(base_path: str) -> str:
@@ -222,9 +226,4 @@ def parse_batching_parameters_text(text: str, source: str = "<batching parameter
 
 def load_batching_parameters_file(path: str) -> BatchingOptions:
     """Read and parse ``--batching_parameters_file``."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read --batching_parameters_file {path!r}: {exc.strerror}") from None
-    return parse_batching_parameters_text(text, path)
+    return parse_batching_parameters_text(_read_flag_file("--batching_parameters_file", path), path)

@@ -3,7 +3,7 @@
 # (TFX 1.21's ml-metadata and TFDV wheels need glibc >= 2.39; Debian 12 has 2.36). Needs root (debootstrap, chroot).
 #
 #   tools/py313-root.sh build          # make the root once (about a minute); a second call sees it and returns
-#   tools/py313-root.sh run CMD ...    # run CMD in this repository inside the root (mounted at /src)
+#   tools/py313-root.sh run CMD ...    # run CMD in this repository inside the root (at the same path)
 #   tools/py313-root.sh clean          # unmount anything left mounted and delete the root
 #
 # `run` mounts /proc, /sys, /dev, the repository and the host's pip cache inside the root and unmounts all of them
@@ -39,7 +39,6 @@ build() {
     for conf in /etc/pip.conf /etc/xdg/pip/pip.conf /etc/xdg/pip/constraints.txt; do
         [ -f "$conf" ] && mkdir -p "$ROOT$(dirname "$conf")" && cp "$conf" "$ROOT$conf"
     done
-    mkdir -p "$ROOT/src"
     chroot "$ROOT" python3 --version
     touch "$STAMP"
 }
@@ -67,7 +66,9 @@ run() {
     mount_in_root "$ROOT/sys" -t sysfs sysfs
     mount_in_root "$ROOT/dev" --rbind /dev
     mount --make-rslave "$ROOT/dev"
-    mount_in_root "$ROOT/src" --bind "$REPO"
+    # The checkout at its own path: paths that one stack records (ML Metadata, a pipeline root, the editable
+    # install) then mean the same file on both stacks, so both can share pipelines/<preset>/.
+    mount_in_root "$ROOT$REPO" --bind "$REPO"
     mkdir -p "$PIP_CACHE"
     mount_in_root "$ROOT/root/.cache/pip" --bind "$PIP_CACHE"
     local passed=(HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 CI="${CI:-}")
@@ -80,7 +81,7 @@ run() {
         passed+=(IMDB_ARCHIVE="$data/$(basename "$IMDB_ARCHIVE")")
     fi
     local status=0
-    chroot "$ROOT" env -i "${passed[@]}" bash -c 'cd /src && exec "$@"' bash "$@" || status=$?
+    chroot "$ROOT" env -i "${passed[@]}" bash -c 'cd "$0" && exec "$@"' "$REPO" "$@" || status=$?
     unmount_all
     trap - EXIT INT TERM
     return "$status"

@@ -194,8 +194,8 @@ def build_pipeline(config: PipelineConfig, settings: KubeflowSettings) -> Any:
         from tfx.orchestration.kubeflow.v2 import pipeline_builder  # noqa: F401
     except ModuleNotFoundError as error:
         raise ModuleNotFoundError(
-            f"{error}: compiling for Kubeflow needs kfp-pipeline-spec; install it with "
-            "pip install -c constraints.txt -r requirements-kubeflow.txt"
+            f"{error}: compiling for Kubeflow needs kfp and kfp-pipeline-spec, which both stacks' locks hold: "
+            "`make venv` (or `python -m stacks install`) installs them"
         ) from error
 
     from pipeline_modules.pipeline import create_pipeline

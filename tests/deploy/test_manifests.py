@@ -202,7 +202,7 @@ def _kubernetes_versions() -> list[str]:
 
 def validate(doc: dict, version: str) -> None:
     kubernetes_validate = pytest.importorskip(
-        "kubernetes_validate", reason="kubernetes-validate (requirements-extra.txt) bundles the schemas"
+        "kubernetes_validate", reason="kubernetes-validate (stacks/locks/common.in) bundles the schemas"
     )
     try:
         kubernetes_validate.validate(doc, version, strict=True)

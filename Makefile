@@ -15,7 +15,7 @@ PY313_VENV := /opt/bert-imdb-venv
 
 STACK := $(shell $(PYTHON) -m stacks name 2>/dev/null)
 ifeq ($(STACK),)
-ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+ifeq ($(filter clean help test-py313 demo-py313 lock-py313,$(MAKECMDGOALS)),)
 $(error $(shell $(PYTHON) -m stacks name 2>&1 || echo "$(PYTHON) cannot run: set PYTHON=/path/to/python3.11 or python3.13"))
 endif
 endif

@@ -15,7 +15,7 @@ PY313_VENV := /opt/bert-imdb-venv
 
 STACK := $(shell $(PYTHON) -m stacks name 2>/dev/null)
 ifeq ($(STACK),)
-ifeq ($(filter clean help test-py313 demo-py313 lock-py313,$(MAKECMDGOALS)),)
+ifeq ($(filter clean help venv-py313 test-py313 demo-py313 lock-py313,$(MAKECMDGOALS)),)
 $(error $(shell $(PYTHON) -m stacks name 2>&1 || echo "$(PYTHON) cannot run: set PYTHON=/path/to/python3.11 or python3.13"))
 endif
 endif
@@ -24,11 +24,11 @@ LOCKS := $(wildcard stacks/locks/*.txt stacks/locks/*.in)
 
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test smoke lint format typecheck venv lock wheel test-py313 demo-py313 lock-py313 colab-test colab-runtime \
+.PHONY: demo test smoke lint format typecheck venv lock wheel venv-py313 test-py313 demo-py313 lock-py313 colab-test colab-runtime \
 	clean help
 
 help:
-	@echo "make test | demo | smoke | lint | venv | lock | wheel | test-py313 | demo-py313 | lock-py313 | colab-test"
+	@echo "make test | demo | smoke | lint | venv | lock | wheel | venv-py313 | test-py313 | demo-py313 | lock-py313 | colab-test"
 	@echo "stack for $(PYTHON): $(STACK)"
 
 $(STAMP): $(LOCKS) pyproject.toml
@@ -70,6 +70,10 @@ wheel: $(STAMP)
 	rm -rf build dist/*.whl
 	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w dist .
 	@ls dist/*.whl
+
+venv-py313:
+	tools/py313-root.sh build
+	tools/py313-root.sh run make venv PYTHON=python3 VENV=$(PY313_VENV)
 
 test-py313:
 	tools/py313-root.sh build

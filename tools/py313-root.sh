@@ -7,7 +7,8 @@
 #   tools/py313-root.sh clean          # unmount anything left mounted and delete the root
 #
 # `run` mounts /proc, /sys, /dev, the repository and the host's pip cache inside the root and unmounts all of them
-# when CMD ends, fails or is interrupted; with IMDB_ARCHIVE set, also that file's folder (read-only, same path).
+# when the last overlapping run ends, fails or is interrupted; with IMDB_ARCHIVE set, also that file's folder
+# (read-only, same path).
 # Environment: PY313_ROOT (default: .stacks/py313-root in this repository).
 set -euo pipefail
 
@@ -51,39 +52,82 @@ unmount_all() {
     MOUNTED=()
 }
 
-mount_in_root() {  # mount_in_root TARGET mount-args...
+mount_in_root() {  # mount_in_root TARGET mount-args...: once, however many runs share the root
     local target=$1; shift
     mkdir -p "$target"
-    mount "$@" "$target"
+    findmnt -rn --mountpoint "$target" >/dev/null 2>&1 || mount "$@" "$target"
     MOUNTED+=("$target")
 }
 
-run() {
-    [ -f "$STAMP" ] || die "no root at $ROOT: run '$0 build' first"
-    [ "$#" -gt 0 ] || die "usage: $0 run CMD ..."
-    trap unmount_all EXIT INT TERM
+# Runs may overlap (two terminals, parallel test jobs): each registers its pid under $USERS; the first mounts, the
+# last one out unmounts, all under one lock. A run killed with SIGKILL leaves its pid behind; dead pids are pruned.
+USERS=$ROOT.users
+LOCK=$ROOT.lock
+
+live_users() {
+    local f
+    for f in "$USERS"/*; do
+        [ -e "$f" ] || continue
+        if kill -0 "$(basename "$f")" 2>/dev/null; then echo "$f"; else rm -f "$f"; fi
+    done
+}
+
+mount_all() {
     mount_in_root "$ROOT/proc" -t proc proc
     mount_in_root "$ROOT/sys" -t sysfs sysfs
-    mount_in_root "$ROOT/dev" --rbind /dev
-    mount --make-rslave "$ROOT/dev"
+    if ! findmnt -rn --mountpoint "$ROOT/dev" >/dev/null 2>&1; then
+        mount_in_root "$ROOT/dev" --rbind /dev
+        mount --make-rslave "$ROOT/dev"
+    else
+        MOUNTED+=("$ROOT/dev")
+    fi
     # The checkout at its own path: paths that one stack records (ML Metadata, a pipeline root, the editable
     # install) then mean the same file on both stacks, so both can share pipelines/<preset>/.
     mount_in_root "$ROOT$REPO" --bind "$REPO"
     mkdir -p "$PIP_CACHE"
     mount_in_root "$ROOT/root/.cache/pip" --bind "$PIP_CACHE"
-    local passed=(HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 CI="${CI:-}")
     # The IMDB data a command names (make demo-py313), at the same path inside the root, read-only.
-    if [ -n "${IMDB_ARCHIVE:-}" ]; then
-        local data
-        data=$(cd "$(dirname "$IMDB_ARCHIVE")" && pwd)
-        mount_in_root "$ROOT$data" --bind "$data"
-        mount -o remount,bind,ro "$ROOT$data"
-        passed+=(IMDB_ARCHIVE="$data/$(basename "$IMDB_ARCHIVE")")
+    if [ -n "${IMDB_DATA:-}" ] && ! findmnt -rn --mountpoint "$ROOT$IMDB_DATA" >/dev/null 2>&1; then
+        mount_in_root "$ROOT$IMDB_DATA" --bind "$IMDB_DATA"
+        mount -o remount,bind,ro "$ROOT$IMDB_DATA"
+    elif [ -n "${IMDB_DATA:-}" ]; then
+        MOUNTED+=("$ROOT$IMDB_DATA")
     fi
+}
+
+leave() {  # unregister; the last run out unmounts everything under the root
+    exec 9>"$LOCK"
+    flock 9
+    rm -f "$USERS/$$"
+    if [ -z "$(live_users)" ]; then
+        MOUNTED=()
+        local target
+        for target in $(mounts_under_root); do MOUNTED+=("$target"); done
+        unmount_all
+    fi
+    flock -u 9
+}
+
+run() {
+    [ -f "$STAMP" ] || die "no root at $ROOT: run '$0 build' first"
+    [ "$#" -gt 0 ] || die "usage: $0 run CMD ..."
+    IMDB_DATA=""
+    local passed=(HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 CI="${CI:-}")
+    if [ -n "${IMDB_ARCHIVE:-}" ]; then
+        IMDB_DATA=$(cd "$(dirname "$IMDB_ARCHIVE")" && pwd)
+        passed+=(IMDB_ARCHIVE="$IMDB_DATA/$(basename "$IMDB_ARCHIVE")")
+    fi
+    trap leave EXIT INT TERM
+    exec 9>"$LOCK"
+    flock 9
+    mkdir -p "$USERS"
+    touch "$USERS/$$"
+    mount_all
+    flock -u 9
     local status=0
     chroot "$ROOT" env -i "${passed[@]}" bash -c 'cd "$0" && exec "$@"' "$REPO" "$@" || status=$?
-    unmount_all
     trap - EXIT INT TERM
+    leave
     return "$status"
 }
 
@@ -94,7 +138,7 @@ clean() {
     for target in $(mounts_under_root); do umount -R "$target" 2>/dev/null || umount -l "$target" || true; done
     [ -z "$(mounts_under_root)" ] || die "could not unmount: $(mounts_under_root | tr '\n' ' ')"
     [ -d "$ROOT" ] && rm -rf --one-file-system "$ROOT"
-    rm -f "$ROOT.debootstrap.log"
+    rm -rf "$ROOT.debootstrap.log" "$USERS" "$LOCK"
 }
 
 case "${1:-}" in

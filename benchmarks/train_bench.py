@@ -10,12 +10,23 @@ pushed to `--serving-model-dir` as usual. Writes benchmarks/results/train-<prese
 
 MFU = training reviews/s x model FLOPs per review / measured peak. FLOPs per review count the review's real tokens
 (capped at `max_seq_length`), so padding that bucketing did not remove counts against utilisation.
+
+    python -m benchmarks.train_bench --speed                  # -> benchmarks/results/train-speed.json (~15 min)
+    python -m benchmarks.train_bench --speed --variants hub_fp32 in_process_bf16 --rounds 3
+
+`--speed` times the Trainer's own compiled model (`compile_model`, AdamW) on one fixed batch (32 x 256 real tokens
+by default, the preset's encoder) in one process: `hub_fp32` (the encoder through `hub.KerasLayer`, how the Trainer
+built it before), `in_process_fp32`, `in_process_bf16` (`--training-precision mixed_bfloat16`) and both with XLA
+(`--jit-compile`), in interleaved rounds whose order rotates, medians over all timed steps and over the rounds in
+which other processes used under 0.3 cores. MFU is against the same run's matmul peak of the precision that does the
+matmuls (float32 or bfloat16, 2048^2, measured before and after the rounds, the best kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -69,6 +80,205 @@ def steady_rate(curve_path: Path) -> tuple[float, int]:
     return rate, int(curve["batch_size"])
 
 
+# name -> how the Trainer builds the model; `hub_fp32` is the baseline every speed-up is a multiple of.
+SPEED_VARIANTS: dict[str, dict[str, Any]] = {
+    "hub_fp32": {"in_process": False, "training_precision": "float32", "jit_compile": False},
+    "in_process_fp32": {"in_process": True, "training_precision": "float32", "jit_compile": False},
+    "in_process_bf16": {"in_process": True, "training_precision": "mixed_bfloat16", "jit_compile": False},
+    "in_process_fp32_xla": {"in_process": True, "training_precision": "float32", "jit_compile": True},
+    "in_process_bf16_xla": {"in_process": True, "training_precision": "mixed_bfloat16", "jit_compile": True},
+}
+SPEED_BASELINE = "hub_fp32"
+QUIET_CORES = 0.3  # a round counts as quiet when other processes used less than this many cores meanwhile
+
+
+def bfloat16_matmul_peak(size: int = 2048, seconds: float = 4.0) -> dict[str, float]:
+    """`common.matmul_peak_flops` in bfloat16: the denominator of MFU for what mixed precision runs its matmuls in."""
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.stateless_normal([size, size], seed=[1, 2]), tf.bfloat16)
+    b = tf.cast(tf.random.stateless_normal([size, size], seed=[3, 4]), tf.bfloat16)
+
+    @tf.function
+    def repeat(a: tf.Tensor, b: tf.Tensor, n: int = 4) -> tf.Tensor:
+        total = tf.zeros([], tf.float32)
+        for k in range(n):
+            total += tf.reduce_sum(tf.cast(tf.matmul(a + float(k), b), tf.float32))
+        return total
+
+    repeat(a, b).numpy()
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        repeat(a, b).numpy()
+        best = max(best, 4 * 2 * size**3 / (time.perf_counter() - started))
+    return {"matmul_size": size, "peak_flops": best, "peak_gflops": round(best / 1e9, 1)}
+
+
+class OtherLoad:
+    """Cores that other processes kept busy over an interval: /proc/stat's busy time minus this process's CPU time."""
+
+    def __init__(self) -> None:
+        self.started = (self._busy_s(), time.process_time(), time.perf_counter())
+
+    @staticmethod
+    def _busy_s() -> float:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    def cores(self) -> float:
+        busy, own, wall = self._busy_s(), time.process_time(), time.perf_counter()
+        return max(((busy - self.started[0]) - (own - self.started[1])) / max(wall - self.started[2], 1e-9), 0.0)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def speed(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """Training throughput of the build variants at one batch shape, interleaved in one process (see the docstring)."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from pipeline_modules import features
+    from pipeline_modules.config import config_for
+    from pipeline_modules.environment import resolve_encoder_for
+    from pipeline_modules.settings import TrainerSettings
+    from pipeline_modules.trainer.model import compile_model
+
+    config = config_for(args.preset, **overrides)
+    encoder = resolve_encoder_for(config)
+    dims = encoder_dimensions(encoder.path)
+    batch, length = args.batch_size, args.seq_length
+    flops_per_example = training_flops_per_example(dims, length)
+    print(f"Encoder {encoder.handle} {dims}, batch {batch} x {length} tokens; measuring the matmul peaks ...")
+    peaks = {
+        "float32": [matmul_peak_flops(seconds=args.peak_seconds)],
+        "bfloat16": [bfloat16_matmul_peak(seconds=args.peak_seconds)],
+    }
+
+    ids = tf.random.stateless_uniform([batch, length], seed=[5, 6], minval=1000, maxval=20000, dtype=tf.int64)
+    inputs = {
+        features.INPUT_WORD_IDS: ids,
+        features.INPUT_MASK: tf.ones_like(ids),
+        features.INPUT_TYPE_IDS: tf.zeros_like(ids),
+    }
+    labels = tf.constant([[i % 2] for i in range(batch)], tf.int64)
+    models, first_steps = {}, {}
+    for name in args.variants:
+        variant = SPEED_VARIANTS[name]
+        changed = dataclasses.replace(
+            config, training_precision=variant["training_precision"], jit_compile=variant["jit_compile"]
+        )
+        settings = TrainerSettings.from_config(changed, encoder)
+        tf.keras.utils.set_random_seed(1)
+        models[name] = compile_model(settings, settings.hyperparameters, 10_000, in_process=variant["in_process"])
+        started = time.perf_counter()
+        for _ in range(args.warmup_steps):  # tracing, grappler and (XLA) compilation happen here
+            models[name].train_on_batch(inputs, labels)
+        first_steps[name] = round(time.perf_counter() - started, 1)
+        print(f"  {name}: built, {args.warmup_steps} warm-up step(s) in {first_steps[name]} s", flush=True)
+
+    step_s: dict[str, list[float]] = {name: [] for name in args.variants}
+    quiet_step_s: dict[str, list[float]] = {name: [] for name in args.variants}
+    rounds = []
+    for r in range(args.rounds):
+        order = args.variants[r % len(args.variants) :] + args.variants[: r % len(args.variants)]
+        record: dict[str, Any] = {"round": r, "loadavg_1m": round(os.getloadavg()[0], 2), "variants": {}}
+        for name in order:
+            load = OtherLoad()
+            times = []
+            for _ in range(args.steps):
+                started = time.perf_counter()
+                models[name].train_on_batch(inputs, labels)
+                times.append(time.perf_counter() - started)
+            others = load.cores()
+            step_s[name] += times
+            if others < QUIET_CORES:
+                quiet_step_s[name] += times
+            record["variants"][name] = {"step_s": [round(t, 3) for t in times], "other_cores": round(others, 2)}
+        rounds.append(record)
+        print(f"  round {r}: {record['variants']}", flush=True)
+    peaks["float32"].append(matmul_peak_flops(seconds=args.peak_seconds))
+    peaks["bfloat16"].append(bfloat16_matmul_peak(seconds=args.peak_seconds))
+    peak = {dtype: max(runs, key=lambda p: p["peak_flops"]) for dtype, runs in peaks.items()}
+
+    variants: dict[str, Any] = {}
+    for name in args.variants:
+        variant = SPEED_VARIANTS[name]
+        in_bf16 = variant["in_process"] and variant["training_precision"] == "mixed_bfloat16"
+        rate = batch / _median(step_s[name])
+        quiet = batch / _median(quiet_step_s[name]) if quiet_step_s[name] else None
+        variants[name] = {
+            **variant,
+            "examples_per_s": round(rate, 2),
+            "examples_per_s_quiet_rounds": round(quiet, 2) if quiet else None,
+            "quiet_steps": len(quiet_step_s[name]),
+            "median_step_s": round(_median(step_s[name]), 3),
+            "warmup_s": first_steps[name],
+            "achieved_gflops": round(rate * flops_per_example / 1e9, 1),
+            "mfu": round(rate * flops_per_example / peak["bfloat16" if in_bf16 else "float32"]["peak_flops"], 4),
+            "mfu_vs_float32_peak": round(rate * flops_per_example / peak["float32"]["peak_flops"], 4),
+        }
+    base = variants.get(SPEED_BASELINE, {}).get("examples_per_s")
+    for result in variants.values():
+        result["speedup_vs_baseline"] = round(result["examples_per_s"] / base, 3) if base else None
+    fastest = max(
+        (n for n in variants if n != SPEED_BASELINE), key=lambda n: variants[n]["examples_per_s"], default=None
+    )
+    payload = {
+        "preset": args.preset,
+        "batch_size": batch,
+        "seq_length": length,
+        "train_examples_per_s_baseline": base,
+        "train_examples_per_s": variants[fastest]["examples_per_s"] if fastest else None,
+        "train_variant": fastest,
+        "speedup": variants[fastest]["speedup_vs_baseline"] if fastest else None,
+        "model_gflops_per_example": round(flops_per_example / 1e9, 3),
+        "matmul_peak": peak,
+        "matmul_peaks_measured": peaks,
+        "encoder": {"handle": encoder.handle, **dims},
+        "variants": variants,
+        "rounds": rounds,
+        "steps_per_round": args.steps,
+        "quiet_other_cores": QUIET_CORES,
+    }
+    path = write_result("train-speed", payload, args.output)
+    print_table(
+        [
+            "variant",
+            "examples/s",
+            "quiet rounds",
+            "x baseline",
+            "median step s",
+            "MFU",
+            "MFU vs fp32 peak",
+            "warm-up s",
+        ],
+        [
+            [
+                n,
+                v["examples_per_s"],
+                v["examples_per_s_quiet_rounds"],
+                v["speedup_vs_baseline"],
+                v["median_step_s"],
+                v["mfu"],
+                v["mfu_vs_float32_peak"],
+                v["warmup_s"],
+            ]
+            for n, v in variants.items()
+        ],
+    )
+    print(f"peaks GFLOP/s: float32 {peak['float32']['peak_gflops']}, bfloat16 {peak['bfloat16']['peak_gflops']}")
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
     from pipeline_modules.config import add_config_arguments, as_dict, config_for, overrides_from_args
     from pipeline_modules.environment import prepare_data_source, resolve_encoder_for
@@ -80,6 +290,14 @@ def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
     parser.add_argument("--imdb-archive", default=None, help="archive or folder (default: $IMDB_ARCHIVE, data/)")
     parser.add_argument("--peak-seconds", type=float, default=4.0, help="how long to measure the matmul peak")
     parser.add_argument("--output", default=None, help="default benchmarks/results/train-<preset>.json")
+    speed_group = parser.add_argument_group("--speed: training throughput of the ways the Trainer can build the model")
+    speed_group.add_argument("--speed", action="store_true", help="time training steps instead of running the pipeline")
+    speed_group.add_argument("--variants", nargs="+", default=list(SPEED_VARIANTS), choices=list(SPEED_VARIANTS))
+    speed_group.add_argument("--rounds", type=int, default=5)
+    speed_group.add_argument("--steps", type=int, default=2, help="timed steps per variant and round")
+    speed_group.add_argument("--warmup-steps", type=int, default=2)
+    speed_group.add_argument("--batch-size", type=int, default=32)
+    speed_group.add_argument("--seq-length", type=int, default=256, help="tokens per example, all of them real")
     add_config_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="show TFX and Beam INFO logs")
     args = parser.parse_args(argv)
@@ -87,6 +305,8 @@ def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
         configure_logging(args.verbose)
 
     overrides = overrides_from_args(args)
+    if args.speed:
+        return speed(args, overrides)
     overrides.setdefault("pipeline_root", f"pipelines/benchmark-{args.preset}")
     config = config_for(args.preset, **overrides)
     if config.pipeline_root_path.exists():

@@ -14,8 +14,10 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
+import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -30,6 +32,36 @@ class ModelServerError(Exception):
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientTls:
+    """How a client talks to a server started with ``--ssl_config_file``: PEM files of the CA that signed the
+    server's certificate and, for a server with ``client_verify: true`` (mTLS), the client's own key pair.
+    ``server_name``: the name to check the certificate against when the target does not carry it (gRPC over a
+    UNIX socket: e.g. ``localhost``)."""
+
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+    def grpc_credentials(self) -> Any:
+        import grpc
+
+        def read(path: str | None) -> bytes | None:
+            if not path:
+                return None
+            with open(path, "rb") as f:
+                return f.read()
+
+        return grpc.ssl_channel_credentials(read(self.ca_file), read(self.key_file), read(self.cert_file))
 
 
 def _output_row(row: Any, output_names: Sequence[str]) -> dict[str, Any]:
@@ -55,13 +87,16 @@ def _model_path(model: str, version: int | None, label: str | None) -> str:
 class RestClient:
     """TF Serving's REST API over one persistent HTTP/1.1 connection (not thread-safe: one client per thread)."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
-        parts = urlsplit(base_url if "://" in base_url else f"http://{base_url}")
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"expected http://host:port, got {base_url!r}")
+    def __init__(self, base_url: str, timeout: float = 30.0, tls: ClientTls | None = None) -> None:
+        parts = urlsplit(base_url if "://" in base_url else f"{'https' if tls else 'http'}://{base_url}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected http://host:port or https://host:port, got {base_url!r}")
         self.host = parts.hostname
-        self.port = parts.port or 80
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.timeout = timeout
+        self._ssl_context: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self._ssl_context = tls.ssl_context() if tls else ssl.create_default_context()
         self._conn: http.client.HTTPConnection | None = None
 
     def close(self) -> None:
@@ -83,7 +118,12 @@ class RestClient:
         hdrs.update(headers or {})
         for attempt in (0, 1):
             if self._conn is None:
-                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                if self._ssl_context is not None:
+                    self._conn = http.client.HTTPSConnection(
+                        self.host, self.port, timeout=self.timeout, context=self._ssl_context
+                    )
+                else:
+                    self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             try:
                 self._conn.request(method, path, body=body, headers=hdrs)
                 resp = self._conn.getresponse()
@@ -168,18 +208,27 @@ class RestClient:
 class GrpcClient:
     """TF Serving's gRPC API with the stock stubs."""
 
-    def __init__(self, target: str, timeout: float = 30.0, max_message_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        target: str,
+        timeout: float = 30.0,
+        max_message_bytes: int = 64 * 1024 * 1024,
+        tls: ClientTls | None = None,
+    ) -> None:
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
         self.timeout = timeout
-        self.channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_message_bytes),
-            ],
-        )
+        options: list[tuple[str, int | str]] = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        if tls is not None:
+            if tls.server_name:
+                options.append(("grpc.ssl_target_name_override", tls.server_name))
+            self.channel = grpc.secure_channel(target, tls.grpc_credentials(), options=options)
+        else:
+            self.channel = grpc.insecure_channel(target, options=options)
         self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
 

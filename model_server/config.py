@@ -21,14 +21,17 @@ from model_server.model_config import (
     load_model_config_file,
     local_path,
 )
+from model_server.text_protos import DEFAULT_PROMETHEUS_PATH, SslConfig, load_monitoring_config_file
 from model_server.tf_serving_flags import (
     add_tf_serving_flags,
     not_applied_flags,
     parse_grpc_channel_arguments,
+    parse_tags,
     request_threads,
     thread_pools,
 )
 from model_server.tf_serving_flags import parse_bool as parse_bool  # re-exported: the one boolean parser
+from model_server.version_dirs import LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class ServerOptions:
     max_instances_per_request: int = 1024
     rest_api_timeout_in_ms: int = 30_000
     allow_empty_text: bool = False
+    enable_signature_method_name_check: bool = False
     access_log_path: str = "-"
     request_log_path: str = ""
     request_log_sample_rate: float = 1.0
@@ -66,6 +70,13 @@ class ServerOptions:
     rest_api_enable_cors_support: bool = False
     tensorflow_intra_op_parallelism: int = 0  # 0: TensorFlow's automatic choice
     tensorflow_inter_op_parallelism: int = 0
+    ssl_config: SslConfig | None = None  # --ssl_config_file: TLS (and mTLS) on gRPC and REST
+    prometheus_path: str | None = DEFAULT_PROMETHEUS_PATH  # --monitoring_config_file; None: disabled there
+    enable_grpc_healthcheck_service: bool = False
+    enable_per_model_batching_parameters: bool = False  # batching_params.pbtxt in each version directory
+    saved_model_tags: tuple[str, ...] = ("serve",)  # the MetaGraphDef loaded and shown by GetModelMetadata
+    num_request_iterations_for_warmup: int = 1
+    load: LoadOptions = LoadOptions()  # --max_num_load_retries, --load_retry_interval_micros, --num_load_threads
     not_applied_flags: tuple[str, ...] = ()  # TF Serving flags given that change nothing here (one start-up warning)
 
     @property
@@ -197,6 +208,8 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         if not a.enable_batching:
             log.warning("--batching_parameters_file is set but --enable_batching is not: batching stays off")
         batching = load_batching_parameters_file(a.batching_parameters_file)
+    if a.enable_per_model_batching_parameters and not a.enable_batching:
+        log.warning("--enable_per_model_batching_parameters is set but --enable_batching is not: batching stays off")
     for flag in ("max_request_bytes", "max_instances_per_request", "rest_api_timeout_in_ms"):
         if getattr(a, flag) <= 0:
             raise ConfigError(f"--{flag} must be positive")
@@ -206,6 +219,17 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         raise ConfigError("--request_log_sample_rate must be within [0, 1]")
     if a.shutdown_grace_seconds < 0:
         raise ConfigError("--shutdown_grace_seconds must be >= 0")
+    ssl_config = None
+    if a.ssl_config_file:
+        if getattr(a, "use_alts_credentials", False):  # TF Serving's server.cc refuses both
+            raise ConfigError("Either use_alts_credentials must be false or ssl_config_file must be empty.")
+        from model_server.tls import load_ssl_config
+
+        ssl_config = load_ssl_config(a.ssl_config_file)
+    prometheus_path: str | None = DEFAULT_PROMETHEUS_PATH  # no file: served there as well as at /metrics
+    if a.monitoring_config_file:
+        prometheus_path = load_monitoring_config_file(a.monitoring_config_file).prometheus_path
+    tags, warmup_iterations, load = _loading_options(a)
     intra, inter = thread_pools(
         a.tensorflow_session_parallelism, a.tensorflow_intra_op_parallelism, a.tensorflow_inter_op_parallelism
     )
@@ -227,6 +251,7 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         max_instances_per_request=a.max_instances_per_request,
         rest_api_timeout_in_ms=a.rest_api_timeout_in_ms,
         allow_empty_text=a.allow_empty_text,
+        enable_signature_method_name_check=a.enable_signature_method_name_check,
         access_log_path=a.access_log_path,
         request_log_path=a.request_log_path,
         request_log_sample_rate=a.request_log_sample_rate,
@@ -237,5 +262,31 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         rest_api_enable_cors_support=a.rest_api_enable_cors_support,
         tensorflow_intra_op_parallelism=intra,
         tensorflow_inter_op_parallelism=inter,
+        ssl_config=ssl_config,
+        prometheus_path=prometheus_path,
+        enable_grpc_healthcheck_service=a.enable_grpc_healthcheck_service,
+        enable_per_model_batching_parameters=a.enable_per_model_batching_parameters,
+        saved_model_tags=tags,
+        num_request_iterations_for_warmup=warmup_iterations,
+        load=load,
         not_applied_flags=not_applied_flags(a),
     )
+
+
+def _loading_options(a: argparse.Namespace) -> tuple[tuple[str, ...], int, LoadOptions]:
+    """``--saved_model_tags``, ``--num_request_iterations_for_warmup`` and the load retry / thread flags."""
+    tags = parse_tags(a.saved_model_tags)
+    if not tags:
+        raise ConfigError("--saved_model_tags must name at least one tag (TF Serving's default: serve)")
+    for flag in ("num_request_iterations_for_warmup", "max_num_load_retries", "load_retry_interval_micros"):
+        if getattr(a, flag) < 0:
+            raise ConfigError(f"--{flag} must be >= 0")
+    if a.num_load_threads < 0:
+        raise ConfigError("--num_load_threads must be >= 0")
+    load = LoadOptions(
+        max_num_load_retries=a.max_num_load_retries,
+        load_retry_interval_seconds=a.load_retry_interval_micros / 1e6,
+        num_load_threads=a.num_load_threads,
+    )
+    # TF Serving uses the value "only if > 0": 0 means its default, one replay of each record.
+    return tags, a.num_request_iterations_for_warmup or 1, load

@@ -11,13 +11,15 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from model_server import example_apis
 from model_server.batching import BatchScheduler, DirectRunner
-from model_server.errors import InvalidArgument, Unimplemented
+from model_server.errors import InvalidArgument, NotFound
+from model_server.hints import EXPLAIN_SIGNATURE
 from model_server.logs import RequestLog
 from model_server.metrics import OTHER_MODEL
 from model_server.model import ServableModel, SignatureInfo
 from model_server.repository import ModelRepository, VersionStatus
-from model_server.tensors import TensorInfo, numpy_display
+from model_server.tensors import TensorInfo
 
 # Decodes the request's inputs once the signature is known (JSON needs the dtypes to decode).
 InputDecoder = Callable[[SignatureInfo], dict[str, np.ndarray]]
@@ -46,10 +48,7 @@ class PredictResult:
 class PlaneOptions:
     max_instances_per_request: int = 1024
     allow_empty_text: bool = False  # accept empty strings in inputs the model's hints mark non_empty_text_inputs
-
-
-def _shape_text(shape: Sequence[int | None]) -> str:
-    return "[" + ",".join("-1" if d is None else str(d) for d in shape) + "]"
+    signature_method_name_check: bool = False  # --enable_signature_method_name_check (Classify/Regress/Multi)
 
 
 class DataPlane:
@@ -112,20 +111,63 @@ class DataPlane:
         outputs = await runner.run(model, sig.name, inputs, size)
         if output_filter:
             outputs = {k: outputs[k] for k in dict.fromkeys(output_filter)}
-        if self._request_log is not None:
+        if self._request_log is not None and sig.name != EXPLAIN_SIGNATURE:  # its `words` are the raw text
             self._request_log.submit(request_id, model.name, model.version, sig, inputs, outputs)
         return PredictResult(model, sig, outputs, size)
 
-    def unsupported(self, ref: ModelRef, method: str) -> None:
-        """Classify / Regress / MultiInference: the model must exist (404 first), then a clean UNIMPLEMENTED."""
-        self.model(ref)
-        raise Unimplemented(
-            f"{method} is not supported by this model server: the served signatures are predict signatures; "
-            f"use Predict (REST :predict) instead"
-        )
+    def explainable_model(self, ref: ModelRef) -> ServableModel:
+        """The model `ref` names, if it has the `explain` signature REST `:explain` runs (else 404 saying so)."""
+        model = self.model(ref)
+        if EXPLAIN_SIGNATURE not in model.signatures:
+            raise NotFound(
+                f"Model `{model.name}` version {model.version} has no '{EXPLAIN_SIGNATURE}' signature, so it cannot "
+                f"explain its scores (its signatures: {', '.join(sorted(model.signatures))})"
+            )
+        return model
+
+    async def run_signature(
+        self, model: ServableModel, sig: SignatureInfo, inputs: dict[str, np.ndarray], request_id: str = ""
+    ) -> dict[str, np.ndarray]:
+        """Validate, run (batched where the signature allows) and log one call; Classify / Regress use it."""
+        size, batched = self._validate(model, sig, inputs)
+        runner = self._batcher if (batched and self._batcher is not None) else self._direct
+        outputs = await runner.run(model, sig.name, inputs, size)
+        if self._request_log is not None:
+            self._request_log.submit(request_id, model.name, model.version, sig, inputs, outputs)
+        return outputs
+
+    def _signature_runner(self, request_id: str) -> example_apis.SignatureRunner:
+        async def run(m: ServableModel, sig: SignatureInfo, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return await self.run_signature(m, sig, inputs, request_id)
+
+        return run
+
+    async def classify_or_regress(
+        self,
+        ref: ModelRef,
+        task: example_apis.InferenceTask,
+        examples: example_apis.ExamplesDecoder,
+        request_id: str = "",
+    ) -> example_apis.ExamplesResult:
+        """Classify / Regress on serialized tf.Examples, with TF Serving's checks (model_server.example_apis)."""
+        model = self.model(ref)
+        check = self._opt.signature_method_name_check
+        return await example_apis.run_single(model, task, examples, self._signature_runner(request_id), check)
+
+    async def multi_inference(
+        self,
+        ref: ModelRef,
+        tasks: Sequence[tuple[str, example_apis.InferenceTask]],
+        examples: example_apis.ExamplesDecoder,
+        request_id: str = "",
+    ) -> example_apis.ExamplesResult:
+        """MultiInference: ``(model name, task)`` pairs on one input; ``ref`` is the first task's model."""
+        model = self.model(ref)
+        check = self._opt.signature_method_name_check
+        return await example_apis.run_multi(model, tasks, examples, self._signature_runner(request_id), check)
 
     def _validate(self, model: ServableModel, sig: SignatureInfo, inputs: Mapping[str, np.ndarray]) -> tuple[int, bool]:
-        """Names, dtypes, shapes, batch size and (per the model's hints) text content; returns (size, batchable)."""
+        """Names, batch size and (per the model's hints) text content; returns (size, batchable)."""
         expected = set(sig.inputs)
         got = set(inputs)
         if got != expected:
@@ -139,18 +181,16 @@ class DataPlane:
         batched = True
         for name, info in sig.inputs.items():
             arr = inputs[name]
-            self._check_tensor(name, info, arr)
             if not info.batched:
                 batched = False
                 continue
-            n = int(arr.shape[0])
+            n = self._check_tensor(name, info, arr, batching=self._batcher is not None)
             if size is None:
                 size = n
             elif n != size:
-                raise InvalidArgument(
-                    f"Input '{name}' has batch size {n} but other inputs have {size}; all inputs must have the same "
-                    f"first dimension"
-                )
+                if self._batcher is not None:
+                    raise InvalidArgument("Batching session Run() input tensors must have equal 0th-dimension size")
+                batched = False  # as TF Serving without batching: the graph decides
         if size is None:
             size = 1
         if size == 0:
@@ -161,28 +201,21 @@ class DataPlane:
                 f"(--max_instances_per_request); split it into smaller requests"
             )
         for name in sig.hints.non_empty_text_inputs:  # string inputs: checked when the version loaded
-            self._check_text(name, inputs[name])
+            if inputs[name].dtype == object:  # another dtype: TensorFlow's dtype error comes back instead
+                self._check_text(name, inputs[name])
         return size, batched
 
     @staticmethod
-    def _check_tensor(name: str, info: TensorInfo, arr: np.ndarray) -> None:
-        want = info.dtype
-        if want.is_string:
-            ok = arr.dtype == object and all(isinstance(v, bytes) for v in arr.flat)
-        else:
-            ok = arr.dtype == want.numpy
-        if not ok:
-            got = "string" if arr.dtype == object else numpy_display(arr.dtype)
-            raise InvalidArgument(f"Input '{name}' expects dtype {want.display} but {got} was provided")
-        if info.shape is None:
-            return
-        if arr.ndim != len(info.shape) or any(
-            d is not None and d != s for d, s in zip(info.shape, arr.shape, strict=True)
-        ):
-            raise InvalidArgument(
-                f"Input '{name}' has shape {_shape_text(arr.shape)} but the signature expects "
-                f"{_shape_text(info.shape)} (-1: any size)"
-            )
+    def _check_tensor(name: str, info: TensorInfo, arr: np.ndarray, batching: bool) -> int:
+        """The instance count of an input the signature batches. Dtypes and shapes are not checked here: as in TF
+        Serving, the tensors reach the graph as sent and TensorFlow's own error comes back when it cannot take them
+        (the model layer gives TF's dtype message). Batching needs a first dimension (TF Serving's words)."""
+        del name, info
+        if arr.ndim == 0:
+            if batching:
+                raise InvalidArgument("Batching session Run() input tensors must have at least one dimension")
+            return 1
+        return int(arr.shape[0])
 
     def _check_text(self, name: str, arr: np.ndarray) -> None:
         for i, value in enumerate(arr.flat):

@@ -15,30 +15,35 @@ from typing import Any
 import grpc
 import numpy as np
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_management_pb2,
+    model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from model_server import tensors
+from model_server import example_codec, tensors
 from model_server.calls import REQUEST_ID_HEADER, Call, CallRecorder
 from model_server.dataplane import DataPlane, ModelRef
 from model_server.errors import (
     Code,
     InvalidArgument,
-    ServingError,
     SignatureNotFound,
     Unavailable,
     to_serving_error,
 )
+from model_server.example_apis import CLASSIFY_METHOD_NAME, REGRESS_METHOD_NAME, InferenceTask
 from model_server.logs import AccessLog
 from model_server.metrics import Metrics
 from model_server.model import DEFAULT_SIGNATURE, SignatureInfo
 from model_server.model_config import ConfigError, ModelConfig, configs_from_proto
+from model_server.v2_grpc import add_v2_service
 
 log = logging.getLogger(__name__)
 
@@ -178,37 +183,73 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.metadata["signature_def"].Pack(model.signature_def_map)
         return response
 
-    async def _unsupported(
-        self, method: str, request: Any, context: grpc.aio.ServicerContext, empty: Callable[[], Any]
-    ) -> Any:
-        async def handler(req: Any, call: Call) -> None:
-            self._t.plane.unsupported(_ref(req.model_spec, call), method)
-
-        return await self._t.call(PREDICTION_SERVICE, method, request, context, handler, empty)
-
     async def Classify(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
-        from tensorflow_serving.apis import classification_pb2
-
-        return await self._unsupported("Classify", request, context, classification_pb2.ClassificationResponse)
+        return await self._t.call(
+            PREDICTION_SERVICE,
+            "Classify",
+            request,
+            context,
+            self._classify_or_regress,
+            classification_pb2.ClassificationResponse,
+        )
 
     async def Regress(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
-        from tensorflow_serving.apis import regression_pb2
+        return await self._t.call(
+            PREDICTION_SERVICE,
+            "Regress",
+            request,
+            context,
+            self._classify_or_regress,
+            regression_pb2.RegressionResponse,
+        )
 
-        return await self._unsupported("Regress", request, context, regression_pb2.RegressionResponse)
+    async def _classify_or_regress(self, request: Any, call: Call) -> Any:
+        if not request.HasField("model_spec"):
+            raise InvalidArgument("Missing ModelSpec")
+        ref = _ref(request.model_spec, call)
+        signature_name = request.model_spec.signature_name
+        call.signature = signature_name or DEFAULT_SIGNATURE
+        classify = isinstance(request, classification_pb2.ClassificationRequest)
+        task = InferenceTask(signature_name, CLASSIFY_METHOD_NAME if classify else REGRESS_METHOD_NAME)
+        result = await self._t.plane.classify_or_regress(
+            ref, task, lambda: example_codec.input_examples(request.input), call.request_id
+        )
+        call.version = result.model.version
+        call.instances = result.num_examples
+        response = classification_pb2.ClassificationResponse() if classify else regression_pb2.RegressionResponse()
+        _result_spec(response.model_spec, result.model.name, signature_name, result.model.version)
+        example_codec.fill_result(result.results[0].result, response.result)
+        return response
 
     async def MultiInference(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
-        from tensorflow_serving.apis import inference_pb2
-
-        async def handler(req: Any, call: Call) -> None:
-            for task in req.tasks:  # every named model must exist before we say "unsupported"
-                self._t.plane.model(_ref(task.model_spec, call))
-            raise ServingError(
-                "MultiInference is not supported by this model server; use Predict instead", Code.UNIMPLEMENTED
-            )
-
         return await self._t.call(
-            PREDICTION_SERVICE, "MultiInference", request, context, handler, inference_pb2.MultiInferenceResponse
+            PREDICTION_SERVICE, "MultiInference", request, context, self._multi, inference_pb2.MultiInferenceResponse
         )
+
+    async def _multi(self, request: Any, call: Call) -> Any:
+        # TF Serving looks the servable up by the first task's ModelSpec (multi_inference_helper.cc)
+        first = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
+        ref = _ref(first, call)
+        tasks = [(t.model_spec.name, InferenceTask(t.model_spec.signature_name, t.method_name)) for t in request.tasks]
+        call.signature = ",".join(task.signature_name or DEFAULT_SIGNATURE for _, task in tasks)
+        result = await self._t.plane.multi_inference(
+            ref, tasks, lambda: example_codec.input_examples(request.input), call.request_id
+        )
+        call.version = result.model.version
+        call.instances = result.num_examples
+        response = inference_pb2.MultiInferenceResponse()
+        for task_result in result.results:
+            out = response.results.add()
+            _result_spec(out.model_spec, result.model.name, task_result.task.signature_name, result.model.version)
+            example_codec.fill_inference_result(task_result.result, out)
+        return response
+
+
+def _result_spec(spec: Any, name: str, signature_name: str, version: int) -> None:
+    """TF Serving's ``MakeModelSpec``: the model, the signature (serving_default when none was named), the version."""
+    spec.name = name
+    spec.signature_name = signature_name or DEFAULT_SIGNATURE
+    spec.version.value = version
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -258,3 +299,4 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 def add_services(server: grpc.aio.Server, transport: GrpcTransport) -> None:
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(transport), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(transport), server)
+    add_v2_service(server, transport)  # inference.GRPCInferenceService: the Open Inference Protocol (KServe V2)

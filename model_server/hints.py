@@ -38,6 +38,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 HINTS_FILE = os.path.join("assets.extra", "model_server.json")
+# By convention, the signature REST ``:explain`` runs (KServe V1's explain verb; the body is that of ``:predict``).
+# Its outputs echo the request's words, so the request log leaves its calls out.
+EXPLAIN_SIGNATURE = "explain"
 FORMAT = 1
 _KNOWN_KEYS = ("non_empty_text_inputs", "input_features", "example_inputs")
 

@@ -1,7 +1,16 @@
 """Prometheus metrics, in a registry owned by one server instance (no process-global state, so tests can run
-several servers or repositories in one process)."""
+several servers or repositories in one process).
+
+Beside our own ``model_server_*`` series, the page carries TF Serving's two request series, derived from ours at
+scrape time, so dashboards and alerts written for ``tensorflow_model_server`` keep working:
+``:tensorflow:serving:request_count{model_name,status}`` and ``:tensorflow:serving:request_latency{model_name,API,
+entrypoint}`` (microseconds), for Predict / Classify / Regress / MultiInference over REST and gRPC. Unlike TF
+Serving's, the latency histogram also counts failed requests, and its buckets are ours (in microseconds).
+"""
 
 from __future__ import annotations
+
+from collections import defaultdict
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -9,6 +18,15 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 OTHER_MODEL = "_other"  # label for names no configured model has: clients must not create unbounded series
+TF_SERVING_APIS = {
+    "predict": "Predict",
+    "classify": "Classify",
+    "regress": "Regress",
+    "multiinference": "MultiInference",
+}
+TF_SERVING_ENTRYPOINTS = {"rest": "REST", "grpc": "GRPC"}
+TF_REQUEST_COUNT = ":tensorflow:serving:request_count"  # TF Serving's /tensorflow/serving/request_count
+TF_REQUEST_LATENCY = ":tensorflow:serving:request_latency"
 
 
 class Metrics:
@@ -83,4 +101,47 @@ class Metrics:
         )
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry) + self.tf_serving_text().encode("utf-8"), CONTENT_TYPE_LATEST
+
+    def tf_serving_text(self) -> str:
+        """TF Serving's request count and latency series, in its exporter's format (see the module docstring)."""
+        counts: dict[tuple[str, str], float] = defaultdict(float)
+        for family in self.requests.collect():
+            for s in family.samples:
+                if s.name.endswith("_total") and _tf_api(s.labels) is not None:
+                    counts[(s.labels["model"], s.labels["code"])] += s.value
+        buckets: dict[tuple[str, str, str], dict[float, float]] = defaultdict(lambda: defaultdict(float))
+        sums: dict[tuple[str, str, str], float] = defaultdict(float)
+        for family in self.request_latency.collect():
+            for s in family.samples:
+                api = _tf_api(s.labels)
+                if api is None:
+                    continue
+                key = (s.labels["model"], api, TF_SERVING_ENTRYPOINTS[s.labels["protocol"]])
+                if s.name.endswith("_bucket"):
+                    buckets[key][float(s.labels["le"])] += s.value
+                elif s.name.endswith("_sum"):
+                    sums[key] += s.value
+        lines = [f"# TYPE {TF_REQUEST_COUNT} counter"]
+        for (model, status), value in sorted(counts.items()):
+            lines.append(f'{TF_REQUEST_COUNT}{{model_name="{_escape(model)}",status="{status}"}} {value:.0f}')
+        lines.append(f"# TYPE {TF_REQUEST_LATENCY} histogram")
+        for (model, api, entrypoint), cumulative in sorted(buckets.items()):
+            labels = f'model_name="{_escape(model)}",API="{api}",entrypoint="{entrypoint}"'
+            for le, value in sorted(cumulative.items()):
+                bound = "+Inf" if le == float("inf") else f"{le * 1e6:g}"
+                lines.append(f'{TF_REQUEST_LATENCY}_bucket{{{labels},le="{bound}"}} {value:.0f}')
+            lines.append(f"{TF_REQUEST_LATENCY}_sum{{{labels}}} {sums[(model, api, entrypoint)] * 1e6:.0f}")
+            lines.append(f"{TF_REQUEST_LATENCY}_count{{{labels}}} {cumulative[float('inf')]:.0f}")
+        return "\n".join(lines) + "\n"
+
+
+def _tf_api(labels: dict[str, str]) -> str | None:
+    """TF Serving's API name for one of its prediction calls over REST or gRPC; None for anything else."""
+    if labels.get("protocol") not in TF_SERVING_ENTRYPOINTS:
+        return None
+    return TF_SERVING_APIS.get(labels.get("method", ""))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

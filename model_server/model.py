@@ -1,7 +1,9 @@
 """The model layer: one loaded SavedModel version, its signatures, prediction and warm-up.
 
 Nothing above this layer touches TensorFlow objects: callers exchange NumPy arrays keyed by input/output name and
-read signature descriptions (:class:`SignatureInfo`) built once at load time.
+read signature descriptions (:class:`SignatureInfo`) built once at load time, from the SignatureDefs of the
+MetaGraphDef that ``--saved_model_tags`` names. Loading and running are TF Serving's (session, tensor names):
+:mod:`model_server.saved_model_loader`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,17 @@ from typing import Any
 import numpy as np
 
 from model_server import tensors
-from model_server.errors import InvalidArgument
+from model_server.errors import InvalidArgument, SignatureNotFound, Unavailable
 from model_server.hints import HINTS_FILE, HintsError, SignatureHints, read_serving_hints
+from model_server.saved_model_loader import (
+    DEFAULT_TAGS,
+    INIT_OP_SIGNATURE,
+    SessionBundle,
+    find_meta_graph,
+    read_saved_model,
+    short_error,
+)
+from model_server.saved_model_loader import ModelLoadError as ModelLoadError  # re-exported: callers catch it here
 from model_server.tensors import DType, TensorInfo
 
 log = logging.getLogger(__name__)
@@ -25,14 +36,10 @@ log = logging.getLogger(__name__)
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
-INIT_OP_SIGNATURE = "__saved_model_init_op"
 DEFAULT_SIGNATURE = "serving_default"  # tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY, TF Serving's default
 WARMUP_TEXT = "a warm-up request"  # what synthetic warm-up puts into string inputs and tf.Example features
 DEFAULT_OP_MODULES = ("tensorflow_text",)  # TF Serving's builds link TF Text's ops in; text models' tokenizers use them
-
-
-class ModelLoadError(Exception):
-    """The version cannot be served (unreadable SavedModel, no signatures, failing warm-up)."""
+PREDICT_METHOD = "tensorflow/serving/predict"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,12 +51,27 @@ class SignatureInfo:
     hints: SignatureHints = dataclasses.field(default_factory=SignatureHints)
 
 
-def _tensor_info(name: str, spec: Any) -> TensorInfo:
-    dtype = tensors.dtype_by_name(spec.dtype.name)
-    if dtype is None:
-        raise ModelLoadError(f"tensor {name!r} has unsupported dtype {spec.dtype.name}")
-    shape = None if spec.shape.rank is None else tuple(spec.shape.as_list())
-    return TensorInfo(name, dtype, shape)
+def _tensor_info(key: str, proto: Any) -> TensorInfo | None:
+    """A SignatureDef ``TensorInfo`` fed or fetched by name (``None``: sparse/composite encoding or unknown dtype)."""
+    dtype = tensors.BY_ENUM.get(proto.dtype)
+    if dtype is None or proto.WhichOneof("encoding") != "name":
+        return None
+    dims = proto.tensor_shape
+    shape = None if dims.unknown_rank else tuple(None if d.size < 0 else int(d.size) for d in dims.dim)
+    return TensorInfo(key, dtype, shape)
+
+
+def _signature_info(key: str, proto: Any) -> SignatureInfo | None:
+    inputs = {k: _tensor_info(k, v) for k, v in sorted(proto.inputs.items())}
+    outputs = {k: _tensor_info(k, v) for k, v in sorted(proto.outputs.items())}
+    if not outputs or any(v is None for v in (*inputs.values(), *outputs.values())):
+        return None
+    return SignatureInfo(
+        name=key,
+        inputs={k: v for k, v in inputs.items() if v is not None},
+        outputs={k: v for k, v in outputs.items() if v is not None},
+        method_name=proto.method_name or PREDICT_METHOD,
+    )
 
 
 class ServableModel:
@@ -60,8 +82,7 @@ class ServableModel:
         self.version = version
         self.path = path
         self.signatures: dict[str, SignatureInfo] = {}
-        self._functions: dict[str, Any] = {}
-        self._loaded: Any = None
+        self._bundle: SessionBundle | None = None
         self._signature_def_map: Any = None
         self.warmup_requests = 0
         self.load_seconds = 0.0
@@ -71,43 +92,38 @@ class ServableModel:
 
     # --- loading -------------------------------------------------------------------------------------------------
 
-    def load(self, warmup: bool = True, warmup_batch_sizes: Sequence[int] = (1,)) -> None:
-        """Load and warm up; raises :class:`ModelLoadError` with a message fit for the status API."""
-        import tensorflow as tf
-
+    def load(
+        self,
+        warmup: bool = True,
+        warmup_batch_sizes: Sequence[int] = (1,),
+        tags: Sequence[str] = DEFAULT_TAGS,
+        warmup_iterations: int = 1,
+    ) -> None:
+        """Load the MetaGraphDef tagged ``tags`` (``--saved_model_tags``) and warm up, replaying each warm-up record
+        ``warmup_iterations`` times (``--num_request_iterations_for_warmup``); raises :class:`ModelLoadError` with a
+        message fit for the status API."""
         start = time.monotonic()
         if not any(os.path.exists(os.path.join(self.path, f)) for f in ("saved_model.pb", "saved_model.pbtxt")):
             raise ModelLoadError(f"SavedModel file does not exist at: {self.path}/{{saved_model.pbtxt|saved_model.pb}}")
+        meta = find_meta_graph(read_saved_model(self.path), tags)
+        self._signature_def_map = _signature_def_map(meta)
         try:
-            self._signature_def_map = self._read_signature_defs()
-            self._loaded = tf.saved_model.load(self.path)
-        except ModelLoadError:
-            raise
+            self._bundle = SessionBundle(self.path, tags)
         except Exception as exc:  # noqa: BLE001 - any TF/proto failure means "this version cannot load"
             raise ModelLoadError(f"Failed to load SavedModel at {self.path}: {_short(exc)}") from exc
-        for sig_name, fn in self._loaded.signatures.items():
-            _, kwargs = fn.structured_input_signature
-            outputs = fn.structured_outputs
-            if not isinstance(outputs, Mapping):
-                log.warning("%s: signature %r has non-dict outputs; skipped", self, sig_name)
+        for key, proto in sorted(self._bundle.signature_defs.items()):
+            if key == INIT_OP_SIGNATURE:
                 continue
-            method = (
-                self._signature_def_map.signature_def[sig_name].method_name
-                if (sig_name in self._signature_def_map.signature_def)
-                else "tensorflow/serving/predict"
-            )
-            self.signatures[sig_name] = SignatureInfo(
-                name=sig_name,
-                inputs={k: _tensor_info(k, spec) for k, spec in sorted(kwargs.items())},
-                outputs={k: _tensor_info(k, t) for k, t in sorted(outputs.items())},
-                method_name=method,
-            )
-            self._functions[sig_name] = fn
+            info = _signature_info(key, proto)
+            if info is None:
+                log.warning("%s: signature %r has sparse, composite or unsupported tensors; skipped", self, key)
+                continue
+            self.signatures[key] = info
         if not self.signatures:
             raise ModelLoadError(f"SavedModel at {self.path} has no usable serving signatures")
         self._apply_hints()
         if warmup:
-            self._warm_up(warmup_batch_sizes)
+            self._warm_up(warmup_batch_sizes, warmup_iterations)
         self.load_seconds = time.monotonic() - start
 
     def _apply_hints(self) -> None:
@@ -134,35 +150,9 @@ class ServableModel:
         if hints:
             log.info("%s: serving hints for %s", self, ", ".join(sorted(hints)))
 
-    def _read_signature_defs(self) -> Any:
-        """The SignatureDefs exactly as stored, for GetModelMetadata (TF Serving returns the MetaGraphDef's map)."""
-        from google.protobuf import text_format
-        from tensorflow.core.protobuf import saved_model_pb2
-        from tensorflow_serving.apis import get_model_metadata_pb2
-
-        sm = saved_model_pb2.SavedModel()
-        pb = os.path.join(self.path, "saved_model.pb")
-        try:
-            if os.path.exists(pb):
-                with open(pb, "rb") as f:
-                    sm.ParseFromString(f.read())
-            else:
-                with open(os.path.join(self.path, "saved_model.pbtxt"), encoding="utf-8") as f:
-                    text_format.Parse(f.read(), sm)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"Cannot parse the SavedModel proto at {self.path}: {_short(exc)}") from exc
-        if not sm.meta_graphs:
-            raise ModelLoadError(f"SavedModel at {self.path} has no MetaGraphDef")
-        meta = next((m for m in sm.meta_graphs if "serve" in m.meta_info_def.tags), sm.meta_graphs[0])
-        result = get_model_metadata_pb2.SignatureDefMap()
-        for key, sig in meta.signature_def.items():
-            result.signature_def[key].CopyFrom(sig)
-        return result
-
     def unload(self) -> None:
-        """Drop TensorFlow objects; requests still holding this object finish first (Python keeps it alive)."""
-        self._functions = {}
-        self._loaded = None
+        """Drop the session; requests already holding it finish first (Python keeps it alive, then closes it)."""
+        self._bundle = None
 
     # --- serving -------------------------------------------------------------------------------------------------
 
@@ -173,26 +163,24 @@ class ServableModel:
     def signature(self, name: str) -> SignatureInfo:
         sig = self.signatures.get(name)
         if sig is None:
-            raise InvalidArgument(f'Serving signature name: "{name}" not found in signature def')
+            raise SignatureNotFound(name)
         return sig
 
     def predict(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one (possibly batched) call; inputs are already validated by the data plane."""
-        import tensorflow as tf
-
-        sig = self.signatures[signature_name]
-        fn = self._functions[signature_name]
-        feed = {k: tf.convert_to_tensor(v, dtype=sig.inputs[k].dtype.name) for k, v in inputs.items()}
-        result = fn(**feed)
-        return {k: v.numpy() for k, v in result.items()}
+        """Run one (possibly batched) call as TF Serving does: the arrays are fed as they are, and the graph decides
+        whether it can take them (a TensorFlow error, INVALID_ARGUMENT for bad shapes or dtypes, when it cannot)."""
+        bundle = self._bundle
+        if bundle is None:
+            raise Unavailable(f"{self} was unloaded")
+        return bundle.run(signature_name, inputs, list(self.signatures[signature_name].outputs))
 
     # --- warm-up -------------------------------------------------------------------------------------------------
 
-    def _warm_up(self, batch_sizes: Sequence[int]) -> None:
+    def _warm_up(self, batch_sizes: Sequence[int], iterations: int) -> None:
         """Run requests at load so the first client request does not pay for tracing and allocation."""
         path = os.path.join(self.path, WARMUP_FILE)
         if os.path.exists(path):
-            self.warmup_requests = self._replay_warmup_file(path)
+            self.warmup_requests = self._replay_warmup_file(path, iterations)
             log.info("%s: replayed %d warm-up requests from %s", self, self.warmup_requests, WARMUP_FILE)
             return
         for sig_name, sig in self.signatures.items():
@@ -206,8 +194,9 @@ class ServableModel:
                     )
                     break
 
-    def _replay_warmup_file(self, path: str) -> int:
-        """Replay TF Serving's warm-up TFRecord; like TF Serving, a failing record fails the load."""
+    def _replay_warmup_file(self, path: str, iterations: int) -> int:
+        """Replay TF Serving's warm-up TFRecord, each record ``iterations`` times; as in TF Serving, a failing record
+        fails the load. Returns the number of requests run."""
         import tensorflow as tf
         from tensorflow_serving.apis import prediction_log_pb2
 
@@ -233,10 +222,11 @@ class ServableModel:
                 feed = {k: tensors.proto_to_ndarray(v, k) for k, v in request.inputs.items()}
                 if set(feed) != set(sig.inputs):
                     raise InvalidArgument(f"inputs {sorted(feed)} do not match signature inputs {sorted(sig.inputs)}")
-                self.predict(sig_name, feed)
+                for _ in range(iterations):
+                    self.predict(sig_name, feed)
+                    count += 1
             except Exception as exc:  # noqa: BLE001
                 raise ModelLoadError(f"Warm-up request {i} failed: {_short(exc)}") from exc
-            count += 1
         return count
 
 
@@ -288,9 +278,17 @@ def _serialized_example(features: Mapping[str, str]) -> bytes:
     return bytes(ex.SerializeToString())
 
 
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
+def _signature_def_map(meta: Any) -> Any:
+    """The SignatureDefs exactly as stored, for GetModelMetadata (TF Serving returns the MetaGraphDef's map)."""
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    result = get_model_metadata_pb2.SignatureDefMap()
+    for key, sig in meta.signature_def.items():
+        result.signature_def[key].CopyFrom(sig)
+    return result
+
+
+_short = short_error
 
 
 def batch_sizes_for_warmup(enable_batching: bool, allowed: Iterable[int]) -> list[int]:

@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 
-from model_server.client import GrpcClient, ModelServerError, RestClient
+from model_server.client import ClientTls, GrpcClient, ModelServerError, RestClient
 
 
 class ModelLoadFailed(RuntimeError):
@@ -44,8 +44,10 @@ class ServerProcess:
         rest_port: int,
         log_path: str,
         workdir: str | None,
+        tls: ClientTls | None = None,
     ) -> None:
         self.process = process
+        self.tls = tls  # a server started with --ssl_config_file: its clients use TLS
         self.host = host
         self.grpc_port = grpc_port
         self.rest_port = rest_port
@@ -59,17 +61,17 @@ class ServerProcess:
 
     @property
     def rest_url(self) -> str:
-        return f"http://{self.host}:{self.rest_port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.rest_port}"
 
     @property
     def grpc_target(self) -> str:
         return f"{self.host}:{self.grpc_port}"
 
     def rest_client(self, timeout: float = 30.0) -> RestClient:
-        return RestClient(self.rest_url, timeout)
+        return RestClient(self.rest_url, timeout, tls=self.tls)
 
     def grpc_client(self, timeout: float = 30.0) -> GrpcClient:
-        return GrpcClient(self.grpc_target, timeout)
+        return GrpcClient(self.grpc_target, timeout, tls=self.tls)
 
     def log_text(self) -> str:
         """The server's stdout/stderr (kept in memory after stop() removed the temporary directory)."""
@@ -167,9 +169,12 @@ def start_server(
     env: Mapping[str, str] | None = None,
     startup_timeout: float = 120.0,
     python: str | None = None,
+    tls: ClientTls | None = None,
 ) -> ServerProcess:
-    """Start ``python -m model_server`` on OS-chosen free ports and return once it listens (models may still be
-    loading: call :meth:`ServerProcess.wait_for_model`). ``env`` is added to this process's environment."""
+    """Start ``python -m model_server`` on OS-chosen free ports and return once it listens, which is after its
+    initial models loaded or failed (as TF Serving; for a version that appears later, call
+    :meth:`ServerProcess.wait_for_model`). ``env`` is added to this process's
+    environment; ``tls`` is how its clients reach a server given ``--ssl_config_file`` in ``extra_args``."""
     workdir = tempfile.mkdtemp(prefix="model_server-")
     port_file = os.path.join(workdir, "ports.json")
     log_path = log_path or os.path.join(workdir, "server.log")
@@ -207,7 +212,7 @@ def start_server(
         try:
             with open(port_file, encoding="utf-8") as f:
                 ports = json.load(f)
-            return ServerProcess(process, host, ports["grpc_port"], ports["rest_api_port"], log_path, workdir)
+            return ServerProcess(process, host, ports["grpc_port"], ports["rest_api_port"], log_path, workdir, tls)
         except (FileNotFoundError, ValueError):
             time.sleep(0.05)
     process.kill()

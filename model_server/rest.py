@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import numpy as np
 from aiohttp import web
 
-from model_server import rest_codec
+from model_server import example_apis, example_codec, rest_codec
 from model_server.calls import REQUEST_ID_HEADER, Call, CallRecorder
 from model_server.dataplane import DataPlane, ModelRef
 from model_server.errors import (
@@ -29,15 +29,19 @@ from model_server.errors import (
     Unavailable,
     to_serving_error,
 )
+from model_server.hints import EXPLAIN_SIGNATURE
 from model_server.logs import AccessLog
 from model_server.metrics import Metrics
 from model_server.model import SignatureInfo
+from model_server.v2_plane import V2Plane
+from model_server.v2_rest import V2Rest
 from stacks.compat import message_to_dict
 
 log = logging.getLogger(__name__)
 
-_PREDICT = re.compile(
-    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE
+_PREDICT = re.compile(  # explain: KServe V1's verb, not TF Serving's
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict|explain)",
+    re.IGNORECASE,
 )
 _STATUS = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE
@@ -73,8 +77,10 @@ class RestTransport:
         self._calls = CallRecorder("rest", metrics, access_log, plane.metric_model_label)
         self._max_bytes = max_request_bytes
         self._timeout = timeout_seconds
+        self._v2 = V2Rest(V2Plane(plane), self._read_body, timeout_seconds, lambda: self.draining)
         self._inflight = metrics.inflight.labels("rest")
         self.active = 0  # requests being handled, for graceful shutdown
+        self.metrics_paths: tuple[str, ...] = METRICS_PATHS  # the server sets it from --monitoring_config_file
         self.draining = False
 
     def build_app(self) -> web.Application:
@@ -119,13 +125,15 @@ class RestTransport:
             if self.draining:
                 raise Unavailable("The server is shutting down")
             return await self._v1(request, path, call)
+        if path.startswith("/v2/") or path == "/v2":  # the Open Inference Protocol (KServe V2): model_server.v2_rest
+            return await self._v2.handle(request, path, call)
         if path == HEALTH_PATH:
             call.method = "health"
             return _json_response({"status": "alive"})
         if path == READY_PATH:
             call.method = "ready"
             return self._ready()
-        if path in METRICS_PATHS:
+        if path in self.metrics_paths:
             call.method = "metrics"
             body, content_type = self._metrics.render()
             response = web.Response(body=body)
@@ -150,8 +158,10 @@ class RestTransport:
             call.method = verb
             body = await self._read_body(request)
             call.request_bytes = len(body)
+            if verb == "explain":
+                return await self._predict(ref, body, call, explain=True)
             if verb != "predict":
-                self._plane.unsupported(ref, verb.capitalize())
+                return await self._classify_or_regress(ref, verb, body, call)
             return await self._predict(ref, body, call)
         m = _STATUS.fullmatch(path)
         if request.method == "GET" and m:
@@ -186,8 +196,10 @@ class RestTransport:
         got = f"{size} bytes" if size else "more bytes"
         return f"Request body of {got} exceeds the limit of {self._max_bytes} bytes (--max_request_bytes)"
 
-    async def _predict(self, ref: ModelRef, body: bytes, call: Call) -> web.Response:
+    async def _predict(self, ref: ModelRef, body: bytes, call: Call, explain: bool = False) -> web.Response:
         parsed = rest_codec.parse_predict_body(body)
+        if explain:
+            parsed.signature_name = self._explain_signature(ref, parsed.signature_name)
         call.signature = parsed.signature_name
 
         def decode(sig: SignatureInfo) -> dict[str, np.ndarray]:
@@ -207,6 +219,34 @@ class RestTransport:
         call.instances = result.batch_size
         doc = rest_codec.encode_predictions(result.outputs, result.signature, parsed.row_format)
         return _json_response(doc)
+
+    def _explain_signature(self, ref: ModelRef, requested: str) -> str:
+        """`:explain` (KServe V1's verb, a `:predict` body) runs the model's `explain` signature and no other."""
+        if requested not in ("serving_default", EXPLAIN_SIGNATURE):  # serving_default: the body named none
+            raise InvalidArgument(
+                f":explain runs the model's '{EXPLAIN_SIGNATURE}' signature, not '{requested[:100]}': leave "
+                f"signature_name out, or call :predict with it"
+            )
+        self._plane.explainable_model(ref)
+        return EXPLAIN_SIGNATURE
+
+    async def _classify_or_regress(self, ref: ModelRef, verb: str, body: bytes, call: Call) -> web.Response:
+        """TF Serving parses the whole body before it looks the model up (json_tensor.cc, then the servable)."""
+        parsed = example_codec.parse_examples_body(body)
+        call.signature = parsed.signature_name or "serving_default"
+        method = example_apis.CLASSIFY_METHOD_NAME if verb == "classify" else example_apis.REGRESS_METHOD_NAME
+        task = example_apis.InferenceTask(parsed.signature_name, method)
+        try:
+            result = await asyncio.wait_for(
+                self._plane.classify_or_regress(ref, task, lambda: parsed.examples, call.request_id), self._timeout
+            )
+        except asyncio.TimeoutError:
+            raise DeadlineExceeded(
+                f"The request did not complete within {self._timeout * 1000:.0f} ms (--rest_api_timeout_in_ms)"
+            ) from None
+        call.version = result.model.version
+        call.instances = result.num_examples
+        return web.Response(body=example_codec.results_json(result), content_type=JSON)
 
     def _status(self, ref: ModelRef) -> web.Response:
         statuses = self._plane.model_status(ref)

@@ -20,10 +20,11 @@ import grpc
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from model_server.batching import BatchScheduler, DirectRunner
+from model_server.batching import BatchScheduler, DirectRunner, read_per_model_batching
 from model_server.config import EPHEMERAL_PORT, ServerOptions
 from model_server.dataplane import DataPlane, PlaneOptions
 from model_server.grpc_service import GrpcTransport, add_services
+from model_server.health import HealthService, add_health_service
 from model_server.logs import AccessLog, RequestLog
 from model_server.metrics import Metrics
 from model_server.model import ServableModel, batch_sizes_for_warmup, import_op_libraries
@@ -31,6 +32,7 @@ from model_server.model_config import ConfigError, ModelConfig, load_model_confi
 from model_server.repository import ModelRepository
 from model_server.rest import RestTransport
 from model_server.tf_serving_flags import not_applied_warning
+from model_server.tls import grpc_server_credentials, server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +49,29 @@ class ModelServer:
         )
         self._warmup_sizes = batch_sizes_for_warmup(options.enable_batching, options.batching.allowed_batch_sizes)
         self.repository = ModelRepository(
-            options.models, self._load_model, self.metrics, options.file_system_poll_wait_seconds
+            options.models, self._load_model, self.metrics, options.file_system_poll_wait_seconds, options.load
         )
         self.direct = DirectRunner(options.request_threads, self.metrics)
         self.batcher = BatchScheduler(options.batching, self.metrics) if options.enable_batching else None
+        if self.batcher is not None and options.enable_per_model_batching_parameters:
+            self.batcher.enable_per_model_parameters(self.direct)
         self.plane = DataPlane(
             self.repository,
             self.direct,
             self.batcher,
-            PlaneOptions(options.max_instances_per_request, options.allow_empty_text),
+            PlaneOptions(
+                options.max_instances_per_request,
+                options.allow_empty_text,
+                options.enable_signature_method_name_check,
+            ),
             self.request_log,
         )
         self.rest = RestTransport(
             self.plane, self.metrics, self.access_log, options.max_request_bytes, options.rest_api_timeout_in_ms / 1000
         )
+        self.rest.metrics_paths = metrics_paths(options.prometheus_path)
         self.grpc = GrpcTransport(self.plane, self.metrics, self.access_log, self.reload_config)
+        self.health = HealthService() if options.enable_grpc_healthcheck_service else None
         self.grpc_port = 0
         self.rest_port = 0
         self._grpc_server: grpc.aio.Server | None = None
@@ -71,8 +81,19 @@ class ModelServer:
         self._tasks: list[asyncio.Task] = []
 
     def _load_model(self, name: str, version: int, path: str) -> ServableModel:
+        per_model = self.batcher is not None and self.options.enable_per_model_batching_parameters
+        batching = read_per_model_batching(path) if per_model else None
         model = ServableModel(name, version, path)
-        model.load(warmup=self.options.enable_model_warmup, warmup_batch_sizes=self._warmup_sizes)
+        model.load(
+            warmup=self.options.enable_model_warmup,
+            warmup_batch_sizes=self._warmup_sizes,
+            tags=self.options.saved_model_tags,
+            warmup_iterations=self.options.num_request_iterations_for_warmup,
+        )
+        if per_model and self.batcher is not None:
+            self.batcher.set_model_options(model, batching)
+            how = "batched with its batching_params.pbtxt" if batching else "not batched (no batching_params.pbtxt)"
+            log.info("model %s version %d: %s", name, version, how)
         return model
 
     async def reload_config(self, configs: Sequence[ModelConfig]) -> None:
@@ -86,19 +107,22 @@ class ModelServer:
         warning = not_applied_warning(o.not_applied_flags)
         if warning:
             log.warning("%s", warning)
+        if o.tensorflow_intra_op_parallelism or o.tensorflow_inter_op_parallelism:
+            await asyncio.to_thread(
+                configure_tensorflow_threads, o.tensorflow_intra_op_parallelism, o.tensorflow_inter_op_parallelism
+            )
+        if o.custom_op_modules:  # before any model loads
+            imported = await asyncio.to_thread(import_op_libraries, o.custom_op_modules)
+            log.info("custom op modules: %s", ", ".join(imported) or "none")
+        # As TF Serving: the ports open once the initial models have loaded or failed ("port open" means ready).
+        self.repository.start()
+        if not await self._wait_first_load():
+            return  # stopped while loading: serve() goes on to shutdown
         if o.grpc_port != 0 or o.grpc_socket_path:
             await self._start_grpc()
         if o.rest_api_port != 0:
             await self._start_rest()
         self._write_port_file()
-        if o.tensorflow_intra_op_parallelism or o.tensorflow_inter_op_parallelism:
-            await asyncio.to_thread(
-                configure_tensorflow_threads, o.tensorflow_intra_op_parallelism, o.tensorflow_inter_op_parallelism
-            )
-        if o.custom_op_modules:
-            # Imported while the ports already answer (readiness says "not ready"), before any model loads.
-            imported = await asyncio.to_thread(import_op_libraries, o.custom_op_modules)
-            log.info("custom op modules: %s", ", ".join(imported) or "none")
         log.info(
             "serving %s: gRPC %s, REST %s (bound to %s)",
             ", ".join(self.repository.names()),
@@ -106,21 +130,45 @@ class ModelServer:
             self.rest_port or "off",
             o.host,
         )
-        self.repository.start()
         if o.model_config_file and o.model_config_file_poll_wait_seconds > 0:
             self._tasks.append(asyncio.create_task(self._watch_config_file()))
+
+    async def _wait_first_load(self, progress_seconds: float = 10.0) -> bool:
+        """Wait for the start-up load, logging what is still loading every ``progress_seconds``; false if a stop
+        was requested meanwhile."""
+        start = time.monotonic()
+        next_report = start + progress_seconds
+        while not await asyncio.to_thread(self.repository.wait_first_load, 0.25):
+            if self._stop.is_set():
+                return False
+            if time.monotonic() >= next_report:
+                next_report += progress_seconds
+                log.info(
+                    "waiting for the initial models to load (%.0fs): %s",
+                    time.monotonic() - start,
+                    self.repository.first_load_progress(),
+                )
+        log.info("initial models settled after %.2fs", time.monotonic() - start)
+        return not self._stop.is_set()
 
     async def _start_grpc(self) -> None:
         o = self.options
         server = grpc.aio.server(options=grpc_server_options(o))
         add_services(server, self.grpc)
+        if self.health is not None:
+            add_health_service(server, self.health)
+        # As TF Serving's BuildServerCredentials: the same credentials on the TCP port and the UNIX socket.
+        credentials = None
+        if o.ssl_config is not None:
+            credentials = grpc_server_credentials(o.ssl_config)
+            log.info("Using SSL credentials%s", " (client certificates required)" if o.ssl_config.client_verify else "")
         bound = 0
         if o.grpc_port != 0:
             port = 0 if o.grpc_port == EPHEMERAL_PORT else o.grpc_port
             host = f"[{o.host}]" if ":" in o.host else o.host
-            bound = _bind_grpc(server, f"{host}:{port}", f"{o.host}:{port}")
+            bound = _bind_grpc(server, f"{host}:{port}", f"{o.host}:{port}", credentials)
         if o.grpc_socket_path:
-            _bind_grpc(server, f"unix:{o.grpc_socket_path}", o.grpc_socket_path)
+            _bind_grpc(server, f"unix:{o.grpc_socket_path}", o.grpc_socket_path, credentials)
         await server.start()
         self._grpc_server = server
         self.grpc_port = bound
@@ -150,7 +198,8 @@ class ModelServer:
             shutdown_timeout=max(o.shutdown_grace_seconds, 0.1),
         )
         await runner.setup()
-        await web.SockSite(runner, sock).start()
+        ssl_context = server_ssl_context(o.ssl_config) if o.ssl_config is not None else None
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         self._rest_runner = runner
         self.rest_port = sock.getsockname()[1]
 
@@ -207,6 +256,8 @@ class ModelServer:
         deadline = time.monotonic() + grace
         self.rest.draining = True
         self.grpc.draining = True
+        if self.health is not None:
+            self.health.enter_shutdown()
         if self.batcher is not None:
             self.batcher.begin_drain()
         for task in self._tasks:
@@ -260,9 +311,19 @@ def grpc_server_options(o: ServerOptions) -> list[tuple[str, int | str]]:
     return list({**ours, **dict(o.grpc_channel_arguments)}.items())
 
 
-def _bind_grpc(server: grpc.aio.Server, address: str, shown: str) -> int:
+def metrics_paths(prometheus_path: str | None) -> tuple[str, ...]:
+    """``/metrics`` always; TF Serving's Prometheus path unless ``--monitoring_config_file`` disables it."""
+    return ("/metrics",) if prometheus_path in (None, "/metrics") else ("/metrics", prometheus_path)
+
+
+def _bind_grpc(
+    server: grpc.aio.Server, address: str, shown: str, credentials: grpc.ServerCredentials | None = None
+) -> int:
     try:
-        bound = server.add_insecure_port(address)
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         raise OSError(f"cannot bind gRPC to {shown}: {exc}") from None
     if not bound:

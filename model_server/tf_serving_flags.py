@@ -49,38 +49,27 @@ def parse_bool(value: str) -> bool:
 _NO_GPU = "this server runs models on CPU"
 _NO_TFLITE = "no TensorFlow Lite runtime here"
 _NOT_YET = "not yet implemented"
-_NO_RETRY = _NOT_YET + ": a failed version is retried only when its files change"
 _B = parse_bool
 
 # Flags accepted for compatibility whose meaning does not exist here (or is not built yet).
 NOT_APPLIED: tuple[NotApplied, ...] = (
     NotApplied("allow_version_labels_for_unavailable_models", _B, False, (False,), _NOT_YET),
-    NotApplied("enable_per_model_batching_parameters", _B, False, (False,), _NOT_YET),
-    NotApplied("num_load_threads", int, 0, ANY, "each model has its own loader thread"),
-    NotApplied("num_unload_threads", int, 0, ANY, "each model has its own loader thread"),
-    NotApplied("max_num_load_retries", int, 5, (0,), _NO_RETRY),
-    NotApplied("load_retry_interval_micros", int, 60_000_000, (), _NO_RETRY),
+    NotApplied("num_unload_threads", int, 0, ANY, "unloading drops references: nothing runs on unload threads"),
     NotApplied("flush_filesystem_caches", _B, True, ANY, "local file systems only: nothing to flush"),
     NotApplied("tensorflow_session_config_file", str, "", ("",), _NOT_YET),
     NotApplied("use_alts_credentials", _B, False, (False,), "no ALTS (Google Cloud only)"),
-    NotApplied("ssl_config_file", str, "", ("",), _NOT_YET + ": gRPC is plaintext; terminate TLS in a proxy"),
     NotApplied("platform_config_file", str, "", ("",), "one platform only: TensorFlow SavedModels"),
     NotApplied("per_process_gpu_memory_fraction", float, 0.0, (0.0,), _NO_GPU),
-    NotApplied("saved_model_tags", str, "serve", ("serve",), _NOT_YET + ": the meta graph tagged serve is loaded"),
-    NotApplied("num_request_iterations_for_warmup", int, 0, (0, 1), _NOT_YET + ": each warm-up record runs once"),
-    NotApplied("monitoring_config_file", str, "", ("",), _NOT_YET + ": Prometheus metrics are on REST /metrics"),
     NotApplied("remove_unused_fields_from_bundle_metagraph", _B, True, ANY, "no MetaGraphDef is kept in memory"),
     NotApplied("prefer_tflite_model", _B, False, (False,), _NO_TFLITE),
     NotApplied("num_tflite_pools", int, None, ANY, _NO_TFLITE),
     NotApplied("num_tflite_interpreters_per_pool", int, 1, ANY, _NO_TFLITE),
-    NotApplied("enable_signature_method_name_check", _B, False, (False,), _NOT_YET),
     NotApplied("xla_cpu_compilation_enabled", _B, False, (False,), "not applied to TF2 SavedModels"),
     NotApplied("xla_gpu_compilation_enabled", _B, False, (False,), _NO_GPU),
     NotApplied("enable_profiler", _B, True, (False,), "no TensorFlow profiler service"),
     NotApplied("thread_pool_factory_config_file", str, "", ("",), "no custom thread pools"),
     NotApplied("mixed_precision", str, "", ("",), _NO_GPU),
     NotApplied("skip_initialize_tpu", _B, False, ANY, "no TPU"),
-    NotApplied("enable_grpc_healthcheck_service", _B, False, (False,), _NOT_YET + ": use REST /healthz, /readyz"),
     NotApplied("enable_serialization_as_tensor_content", _B, False, (False,), _NOT_YET),
 )
 
@@ -99,6 +88,14 @@ def add_tf_serving_flags(group: Any) -> None:
         type=int,
         default=None,
         help="TF Serving's gRPC threads; here: the model-call threads when --num_request_threads is not set",
+    )
+    group.add_argument(
+        "--enable_signature_method_name_check",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="Classify / Regress / MultiInference: require the signature's method name (off: its structure decides)",
     )
     group.add_argument(
         "--rest_api_enable_cors_support",
@@ -122,6 +119,33 @@ def add_tf_serving_flags(group: Any) -> None:
     group.add_argument(
         "--version", type=parse_bool, nargs="?", const=True, default=False, help="print the versions and exit"
     )
+    group.add_argument(
+        "--ssl_config_file",
+        default="",
+        help="text-proto SSLConfig (PEM server_key, server_cert, custom_ca; client_verify): TLS on gRPC and REST",
+    )
+    group.add_argument(
+        "--monitoring_config_file",
+        default="",
+        help="text-proto MonitoringConfig: prometheus_config { enable: true path: ... } on the REST port",
+    )
+    group.add_argument(
+        "--enable_per_model_batching_parameters",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="with --enable_batching: batch only versions holding batching_params.pbtxt, with those parameters",
+    )
+    group.add_argument(
+        "--enable_grpc_healthcheck_service",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="serve grpc.health.v1.Health on the gRPC port",
+    )
+    _add_loading_flags(group)
     for flag in NOT_APPLIED:
         nargs: dict[str, Any] = {"nargs": "?", "const": True} if flag.type is parse_bool else {}
         group.add_argument(
@@ -131,6 +155,46 @@ def add_tf_serving_flags(group: Any) -> None:
             help=f"accepted, not applied: {flag.reason}",
             **nargs,
         )
+
+
+def _add_loading_flags(group: Any) -> None:
+    """How SavedModels load (applied by :mod:`model_server.repository` and :mod:`model_server.model`)."""
+    group.add_argument(
+        "--saved_model_tags",
+        default="serve",
+        help="comma-separated tags of the MetaGraphDef to load and describe in GetModelMetadata",
+    )
+    group.add_argument(
+        "--num_request_iterations_for_warmup",
+        type=int,
+        default=1,
+        help="replay each assets.extra/tf_serving_warmup_requests record this many times",
+    )
+    group.add_argument(
+        "--max_num_load_retries",
+        type=int,
+        default=0,
+        help="retry a failed version load this many times (TF Serving's default is 5; ours 0: a failed version "
+        "is retried when its files change)",
+    )
+    group.add_argument(
+        "--load_retry_interval_micros",
+        type=int,
+        default=60_000_000,
+        help="wait between load retries, in microseconds",
+    )
+    group.add_argument(
+        "--num_load_threads",
+        type=int,
+        default=0,
+        help="versions loading at once after start-up, across models (0: one at a time); the initial load uses "
+        "4 x CPU cores, as TF Serving",
+    )
+
+
+def parse_tags(text: str) -> tuple[str, ...]:
+    """``--saved_model_tags``: comma separated, as TF Serving splits it (empty items dropped)."""
+    return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 def not_applied_flags(args: argparse.Namespace) -> tuple[str, ...]:

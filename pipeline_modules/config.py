@@ -32,6 +32,7 @@ def _project_root() -> Path:
 
 PROJECT_ROOT = _project_root()
 LEARNING_RATE_SCHEDULES = ("warmup_linear_decay", "constant")
+TRAINING_PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,17 @@ class PipelineConfig:
     train_batch_size: int = 32
     eval_batch_size: int = 64
     jit_compile: bool = False  # XLA: see README "Performance notes"
+    # Keras dtype policy of the network while it trains: "float32", or "mixed_bfloat16" (bfloat16 compute, float32
+    # weights, logits and loss; the exported model is float32 either way). Acts on encoders our converter wrote.
+    training_precision: str = "float32"
     learning_rate_schedule: str = "warmup_linear_decay"  # or "constant" (no warm-up, no decay)
     train_length_bucketing: bool = True  # group train/eval batches by length, pad each to its longest
     # The exported model pads each request batch to the smallest of these (<= max_seq_length) that fits its longest
     # review, instead of always to max_seq_length; empty: always max_seq_length. Scores do not change.
     serving_length_buckets: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    # Integrated-gradients steps of the exported model's `explain` signature (per-word attributions): each step is
+    # one forward and backward pass; the attributions' sum misses probability - baseline by about 1/steps^2.
+    explain_steps: int = 32
     seed: int = 7
 
     # Tuner (KerasTuner random search over learning rate, dropout and warm-up).
@@ -98,10 +105,25 @@ class PipelineConfig:
     allow_anomalies: bool = False  # continue past ExampleValidator anomalies (they are still logged)
     accuracy_threshold: float = 0.70  # Evaluator blesses only at or above this binary accuracy ...
     baseline_tolerance: float = 0.01  # ... and at most this much below the latest blessed model's accuracy
+
+    # Drift and skew of live traffic (`bert-imdb-drift`, pipeline_modules/drift/): TFDV comparator thresholds.
+    # L-infinity distance above which a categorical feature (length_bucket) counts as skewed (vs training) or drifted
+    # (vs the previous window).
+    drift_linf_threshold: float = 0.1
+    # Approximate Jensen-Shannon divergence above which a numeric feature (word_count, predicted label) counts so.
+    drift_js_threshold: float = 0.1
+    drift_window: str = "last 24h"  # default --since of the drift report: "last <n>(s|m|h|d|w)" or an ISO time
     infra_validator: str = "model_server"  # "model_server" (this project's server), "docker" (stock TF Serving), "off"
     infra_load_deadline_s: float = 180.0
     infra_num_requests: int = 8
     infra_make_warmup: bool = True  # bake TF Serving warm-up requests into the pushed model
+
+    # Batch inference (TFX BulkInferrer through `from_examples`, once Evaluator blessed the model; pipeline_modules/
+    # scoring/bulk_inference.py): off by default. Its output is the scored split as tf.Examples, with `probability`
+    # and `predicted_label` added.
+    bulk_inference: bool = False
+    bulk_inference_split: str = "eval"  # which split to score (of ExampleGen's examples, or of the URI below)
+    bulk_inference_examples_uri: str = ""  # an Examples artifact folder (Split-<name>/) to score, not ExampleGen's
 
     # Runtime.
     beam_pipeline_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
@@ -153,6 +175,12 @@ class PipelineConfig:
                 f"learning_rate_schedule must be one of {', '.join(LEARNING_RATE_SCHEDULES)}, "
                 f"got {self.learning_rate_schedule!r}"
             )
+        if self.training_precision not in TRAINING_PRECISIONS:
+            problems.append(
+                f"training_precision must be one of {', '.join(TRAINING_PRECISIONS)}, got {self.training_precision!r}"
+            )
+        if not 1 <= self.explain_steps <= 1024:
+            problems.append(f"explain_steps must be within [1, 1024], got {self.explain_steps}")
         if any(b < 1 for b in self.serving_length_buckets):
             problems.append(f"serving_length_buckets must be positive, got {self.serving_length_buckets}")
         if self.pooling not in ("mean", "cls"):
@@ -179,6 +207,11 @@ class PipelineConfig:
             problems.append(f"baseline_tolerance must be >= 0, got {self.baseline_tolerance}")
         if not 0.0 <= self.accuracy_threshold <= 1.0:
             problems.append(f"accuracy_threshold must be within [0, 1], got {self.accuracy_threshold}")
+        for name in ("drift_linf_threshold", "drift_js_threshold"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                problems.append(f"{name} must be within (0, 1], got {getattr(self, name)}")
+        if self.bulk_inference and not self.bulk_inference_split:
+            problems.append("bulk_inference_split must name the split to score when bulk_inference is on")
         if problems:
             raise ValueError("Invalid pipeline configuration:\n  - " + "\n  - ".join(problems))
         return self

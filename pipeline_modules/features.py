@@ -37,3 +37,10 @@ PROBABILITY_OUTPUT = "probability"
 LABEL_OUTPUT = "label"
 POSITIVE = "positive"
 NEGATIVE = "negative"
+# TF Serving's Classify API (tf.saved_model.signature_constants): serialized tf.Examples in `inputs`, a row of class
+# labels in `classes` and their scores in `scores` ([POSITIVE, NEGATIVE] with [probability, 1 - probability]).
+CLASSIFY_SIGNATURE = "classify"
+CLASSIFY_INPUT = "inputs"
+CLASSES_OUTPUT = "classes"
+SCORES_OUTPUT = "scores"
+CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"

@@ -24,6 +24,7 @@ from pipeline_modules.components.imdb_example_gen import ImdbExampleGen
 from pipeline_modules.components.infra_validator import ModelServerInfraValidator
 from pipeline_modules.config import PipelineConfig
 from pipeline_modules.encoder import ResolvedEncoder
+from pipeline_modules.scoring.bulk_inference import bulk_inference_components
 from pipeline_modules.settings import TrainerSettings, TransformSettings
 
 MODULE_DIR = Path(__file__).resolve().parent
@@ -224,6 +225,9 @@ def create_pipeline(
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor),
         **push_inputs,
     )
+    bulk_inference = bulk_inference_components(  # [] unless config.bulk_inference
+        config, example_gen.outputs["examples"], trainer.outputs["model"], evaluator.outputs["blessing"]
+    )
     components = [
         example_gen,
         statistics_gen,
@@ -237,6 +241,7 @@ def create_pipeline(
         evaluator,
         *validation,
         pusher,
+        *bulk_inference,
     ]
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

@@ -117,10 +117,20 @@ class Hyperparameters:
 class TrainerSettings(CustomConfigSettings):
     """What `run_fn` and `tuner_fn` read: the encoder, the model, fixed hyperparameters and the Tuner's search."""
 
-    ENCODER_FIELDS: ClassVar[Mapping[str, str]] = {"encoder_path": "path", "encoder_handle": "handle"}
+    ENCODER_FIELDS: ClassVar[Mapping[str, str]] = {
+        "encoder_path": "path",
+        "encoder_handle": "handle",
+        "vocab_file": "vocab_file",
+        "do_lower_case": "do_lower_case",
+    }
 
     encoder_path: str
     encoder_handle: str
+    # Transform's tokenization, repeated for the `explain` signature, which must cut reviews into the same pieces.
+    vocab_file: str
+    do_lower_case: bool
+    head_fraction: float
+    explain_steps: int
     pooling: str
     dropout: float
     learning_rate: float
@@ -130,6 +140,7 @@ class TrainerSettings(CustomConfigSettings):
     train_batch_size: int
     eval_batch_size: int
     jit_compile: bool
+    training_precision: str
     learning_rate_schedule: str
     train_length_bucketing: bool
     serving_length_buckets: tuple[int, ...]

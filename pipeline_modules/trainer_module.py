@@ -19,7 +19,7 @@ from pipeline_modules.settings import TrainerSettings
 from pipeline_modules.trainer.data import count_records, steps_for_epochs, train_and_eval_datasets
 from pipeline_modules.trainer.distribution import distribution_strategy, global_batch_sizes
 from pipeline_modules.trainer.export import export_serving_model
-from pipeline_modules.trainer.model import compile_model
+from pipeline_modules.trainer.model import compile_model, float32_model
 from pipeline_modules.trainer.progress import training_callbacks, write_training_summary
 from pipeline_modules.trainer.tuning import random_search, tuned_hyperparameters
 
@@ -66,7 +66,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         verbose=0,
     )
     write_training_summary(fn_args.model_run_dir, history, train_steps, train_batch, hparams)
-    export_serving_model(model, tf_transform_output, settings.serving_length_buckets, fn_args.serving_model_dir)
+    # Served as float32 whatever the training precision (mixed precision kept the weights float32 all along).
+    serving_model = float32_model(model, settings, hparams.dropout)
+    export_serving_model(
+        serving_model,
+        tf_transform_output,
+        settings.serving_length_buckets,
+        fn_args.serving_model_dir,
+        explain=settings,  # the `explain` signature (integrated gradients) where the encoder is built in-process
+    )
 
 
 # TFX Tuner calls this.

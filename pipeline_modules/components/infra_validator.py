@@ -4,8 +4,9 @@ TFX's stock InfraValidator starts TensorFlow Serving in Docker or Kubernetes, wh
 have (tensorflow/tfx issues 2912, 5485, 5512). This component does the same job with `python -m model_server`, the
 drop-in server the model will be served by: it starts it as a separate process on a copy of the candidate, waits
 until the model is AVAILABLE (with a load deadline), sends real eval reviews over REST and gRPC exactly as clients
-do, checks every answer against the contract and against in-process scoring, stops the server, and writes a
-standard `InfraBlessing` (with the model plus TF Serving warm-up requests, when asked, for Pusher to push).
+do (Predict on text, and TF Serving's Classify API on tf.Examples), checks every answer against the contract and
+against in-process scoring, stops the server, and writes a standard `InfraBlessing` (with the model plus TF Serving
+warm-up requests, when asked, for Pusher to push).
 """
 
 import glob
@@ -15,12 +16,18 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    model_pb2,
+    predict_pb2,
+    prediction_log_pb2,
+    prediction_service_pb2_grpc,
+)
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
@@ -35,6 +42,7 @@ BLESSED_KEY = "blessed"  # the custom properties stock InfraValidator sets, whic
 MODEL_FLAG_KEY = "has_model"
 REPORT_FILE = "infra_validation.json"
 _SERVED_VERSION = 1
+CLASSIFY_TOLERANCE = 1e-6  # Classify's positive score against Predict's probability: the same graph, the same server
 
 
 class InfraValidationFailed(Exception):
@@ -93,6 +101,62 @@ def _check_answer(transport: str, rows: list[dict[str, Any]], expected: np.ndarr
     return problems
 
 
+def review_example(review: str) -> tf.train.Example:
+    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[review.encode("utf-8")]))
+    return tf.train.Example(features=tf.train.Features(feature={features.REVIEW_KEY: feature}))
+
+
+def _check_classes(transport: str, rows: list[list[tuple[str, float]]], probability: np.ndarray) -> list[str]:
+    """Classify's answer: per review [(positive, p), (negative, 1 - p)], p equal to Predict's probability."""
+    want = [features.POSITIVE, features.NEGATIVE]
+    if len(rows) != len(probability) or any([label for label, _ in row] != want for row in rows):
+        return [f"{transport} classify: expected {len(probability)} rows of classes {want}, got {str(rows)[:300]}"]
+    scores = np.asarray([[score for _, score in row] for row in rows], dtype=np.float64)
+    problems = []
+    gap = float(np.max(np.abs(scores[:, 0] - probability)))
+    if gap > CLASSIFY_TOLERANCE:
+        problems.append(f"{transport} classify: positive scores differ from predict's probability by {gap:.2e}")
+    if float(np.max(np.abs(scores.sum(axis=1) - 1.0))) > CLASSIFY_TOLERANCE:
+        problems.append(f"{transport} classify: scores do not sum to 1: {scores.tolist()}")
+    return problems
+
+
+def _classify_problems(
+    transport: str, classify: Callable[[], list[list[tuple[str, float]]]], probability: np.ndarray
+) -> list[str]:
+    """One transport's Classify answer checked; a refused call is one more problem, reported with the others."""
+    try:
+        rows = classify()
+    except Exception as error:  # noqa: BLE001 - the server's own words go into the report
+        details = error.details() if hasattr(error, "details") else str(error)
+        return [f"{transport} classify failed: {details}"]
+    return _check_classes(transport, rows, probability)
+
+
+def _rest_classify(rest: Any, model_name: str, reviews: Sequence[str]) -> list[list[tuple[str, float]]]:
+    body = {
+        "signature_name": features.CLASSIFY_SIGNATURE,
+        "examples": [{features.REVIEW_KEY: review} for review in reviews],
+    }
+    status, _, data = rest.request("POST", f"/v1/models/{model_name}:classify", json.dumps(body).encode("utf-8"))
+    doc = json.loads(data)
+    if status != 200:
+        raise InfraValidationFailed(f"answered {status}: {doc.get('error', doc)}")
+    return [[(str(label), float(score)) for label, score in row] for row in doc["results"]]
+
+
+def _grpc_classify(target: str, model_name: str, reviews: Sequence[str]) -> list[list[tuple[str, float]]]:
+    import grpc
+
+    request = classification_pb2.ClassificationRequest(
+        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=features.CLASSIFY_SIGNATURE)
+    )
+    request.input.example_list.examples.extend(review_example(review) for review in reviews)
+    with grpc.insecure_channel(target) as channel:
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(request, timeout=60)
+    return [[(c.label, c.score) for c in row.classes] for row in response.result.classifications]
+
+
 def validate_with_model_server(
     model_dir: str,
     reviews: Sequence[str],
@@ -128,9 +192,12 @@ def validate_with_model_server(
         with server.rest_client() as rest:
             metadata = rest.model_metadata(model_name)
             signatures = metadata["metadata"]["signature_def"]["signature_def"]
-            for name in (features.SERVING_SIGNATURE, features.EXAMPLES_SIGNATURE):
+            for name in (features.SERVING_SIGNATURE, features.EXAMPLES_SIGNATURE, features.CLASSIFY_SIGNATURE):
                 if name not in signatures:
                     problems.append(f"metadata: signature {name!r} missing (has {sorted(signatures)})")
+            method = signatures.get(features.CLASSIFY_SIGNATURE, {}).get("method_name")
+            if method != features.CLASSIFY_METHOD_NAME:
+                problems.append(f"metadata: signature {features.CLASSIFY_SIGNATURE!r} has method_name {method!r}")
             rows = rest.predict_texts(
                 model_name,
                 texts,
@@ -138,6 +205,8 @@ def validate_with_model_server(
                 signature_name=features.SERVING_SIGNATURE,
             )
             problems += _check_answer("REST", rows, expected, tolerance)
+            served = np.asarray([row[features.PROBABILITY_OUTPUT] for row in rows], dtype=np.float64)
+            problems += _classify_problems("REST", lambda: _rest_classify(rest, model_name, texts), served)
         with server.grpc_client() as grpc_client:
             rows = grpc_client.predict_texts(
                 model_name,
@@ -146,6 +215,8 @@ def validate_with_model_server(
                 signature_name=features.SERVING_SIGNATURE,
             )
             problems += _check_answer("gRPC", rows, expected, tolerance)
+        target = server.grpc_target
+        problems += _classify_problems("gRPC", lambda: _grpc_classify(target, model_name, texts), served)
         if problems:
             raise InfraValidationFailed("; ".join(problems))
     except InfraValidationFailed:

@@ -1,14 +1,27 @@
-"""The network (a TF Hub-format BERT encoder and a one-logit head), its optimizer and how it is compiled."""
+"""The network (a TF Hub-format BERT encoder and a one-logit head), its optimizer and how it is compiled.
+
+An encoder our converter wrote is rebuilt in-process from its Keras layers (`pipeline_modules.encoder.loading`), so
+the configured `training_precision` (a Keras dtype policy) and XLA act on all of it; one that exists only as a
+SavedModel (a TF Hub download) runs through `hub.KerasLayer`, in float32, as published.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import tensorflow as tf
 import tensorflow_hub as hub
 
 from pipeline_modules import features
+from pipeline_modules.encoder.loading import is_converted_encoder, load_converted_encoder
 from pipeline_modules.settings import Hyperparameters, TrainerSettings
+
+logger = logging.getLogger(__name__)
+
+ENCODER_LAYER = "bert_encoder"
 
 
 class WarmupLinearDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
@@ -43,21 +56,95 @@ class MaskedMeanPooling(tf.keras.layers.Layer):
         return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
 
 
-def build_model(encoder_path: str, *, pooling: str, dropout: float) -> tf.keras.Model:
-    """Encoder inputs (int64 [batch, seq]) to one logit of "positive"; any sequence length up to the encoder's."""
-    inputs = {key: tf.keras.Input(shape=(None,), dtype=tf.int64, name=key) for key in features.ENCODER_INPUT_KEYS}
-    encoder_inputs = {key: tf.cast(tensor, tf.int32) for key, tensor in inputs.items()}
-    encoder = hub.KerasLayer(encoder_path, trainable=True, name="bert_encoder")
-    encoded = encoder(encoder_inputs)
-    if pooling == "cls":
-        pooled = encoded["pooled_output"]
-    else:
-        pooled = MaskedMeanPooling(name="mean_pooling")(encoded["sequence_output"], inputs[features.INPUT_MASK])
-    hidden = tf.keras.layers.Dropout(dropout, name="head_dropout")(pooled)
-    logit = tf.keras.layers.Dense(
-        1, kernel_initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02), name="logit"
-    )(hidden)
-    return tf.keras.Model(inputs=inputs, outputs=logit, name="bert_sentiment")
+@contextlib.contextmanager
+def dtype_policy(precision: str) -> Iterator[None]:
+    """Keras layers created inside compute in `precision` ("float32" or "mixed_bfloat16": float32 variables).
+
+    The policy is Keras' global state, so it is set only while the model is built and put back afterwards: layers keep
+    the policy they were created under, and nothing built later (metrics, another trial's model) inherits it.
+    """
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
+def encoder_layer(encoder_path: str, *, in_process: bool | None = None) -> tf.keras.layers.Layer:
+    """The encoder as a layer named `bert_encoder`: rebuilt in-process if our converter wrote it, else `hub.KerasLayer`.
+
+    `in_process=None` decides by the encoder (its `conversion.json`); True insists (and fails on a foreign
+    SavedModel), False forces `hub.KerasLayer` (how the model was built before, kept for comparisons).
+    """
+    if in_process is None:
+        in_process = is_converted_encoder(encoder_path)
+    if in_process:
+        encoder: tf.keras.layers.Layer = load_converted_encoder(encoder_path)
+        return encoder
+    policy = tf.keras.mixed_precision.global_policy().name
+    if policy != "float32":
+        logger.warning(
+            "Encoder %s exists only as a SavedModel: it trains in float32 whatever the precision (%s applies to the "
+            "head only); convert the Hugging Face checkpoint instead to train it in %s",
+            encoder_path,
+            policy,
+            policy,
+        )
+    # A restored SavedModel computes in the dtypes it was saved with: declare them rather than a policy it ignores.
+    return hub.KerasLayer(encoder_path, trainable=True, name=ENCODER_LAYER, dtype="float32")
+
+
+def build_model(
+    encoder_path: str,
+    *,
+    pooling: str,
+    dropout: float,
+    precision: str = "float32",
+    in_process: bool | None = None,
+) -> tf.keras.Model:
+    """Encoder inputs (int64 [batch, seq]) to one logit of "positive"; any sequence length up to the encoder's.
+
+    Under `precision="mixed_bfloat16"` the encoder computes in bfloat16 while the pooling, the head, the logit and so
+    the loss stay float32 (the recipe of Keras' mixed precision guide: the last layers and the reductions in float32).
+    """
+    with dtype_policy(precision):
+        inputs = {key: tf.keras.Input(shape=(None,), dtype=tf.int64, name=key) for key in features.ENCODER_INPUT_KEYS}
+        encoder_inputs = {key: tf.cast(tensor, tf.int32) for key, tensor in inputs.items()}
+        encoded = encoder_layer(encoder_path, in_process=in_process)(encoder_inputs)
+        if pooling == "cls":
+            pooled = encoded["pooled_output"]
+        else:
+            pooled = MaskedMeanPooling(name="mean_pooling", dtype="float32")(
+                encoded["sequence_output"], inputs[features.INPUT_MASK]
+            )
+        hidden = tf.keras.layers.Dropout(dropout, name="head_dropout", dtype="float32")(pooled)
+        logit = tf.keras.layers.Dense(
+            1, kernel_initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02), name="logit", dtype="float32"
+        )(hidden)
+        return tf.keras.Model(inputs=inputs, outputs=logit, name="bert_sentiment")
+
+
+def float32_model(model: tf.keras.Model, settings: TrainerSettings, dropout: float) -> tf.keras.Model:
+    """`model` as an all-float32 network with the same (float32) weights: what is exported after bf16 training.
+
+    Why: the served model must compute as a float32 model does (InfraValidator and other engines compare against it),
+    and mixed precision only ever kept float32 variables, so the copy loses nothing that was trained.
+    """
+    if not any(layer.compute_dtype in ("bfloat16", "float16") for layer in _all_layers(model)):
+        return model
+    copy = build_model(settings.encoder_path, pooling=settings.pooling, dropout=dropout, precision="float32")
+    if [(v.name, tuple(v.shape)) for v in model.weights] != [(v.name, tuple(v.shape)) for v in copy.weights]:
+        raise ValueError("The float32 copy of the trained model has other weights than the model: cannot export it")
+    copy.set_weights(model.get_weights())  # mixed precision keeps float32 variables: nothing is rounded here
+    return copy
+
+
+def _all_layers(model: tf.keras.Model) -> Iterator[tf.keras.layers.Layer]:
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, tf.keras.Model):
+            yield from _all_layers(layer)
 
 
 def optimizer(
@@ -79,9 +166,20 @@ def optimizer(
     return adamw
 
 
-def compile_model(settings: TrainerSettings, hparams: Hyperparameters, train_steps: int) -> tf.keras.Model:
-    """The model of `settings`, compiled for `train_steps` steps with `hparams` (call inside the strategy's scope)."""
-    model = build_model(settings.encoder_path, pooling=settings.pooling, dropout=hparams.dropout)
+def compile_model(
+    settings: TrainerSettings, hparams: Hyperparameters, train_steps: int, *, in_process: bool | None = None
+) -> tf.keras.Model:
+    """The model of `settings`, compiled for `train_steps` steps with `hparams` (call inside the strategy's scope).
+
+    `in_process` as in `encoder_layer` (None: in-process whenever the encoder allows it; benchmarks compare both).
+    """
+    model = build_model(
+        settings.encoder_path,
+        pooling=settings.pooling,
+        dropout=hparams.dropout,
+        precision=settings.training_precision,
+        in_process=in_process,
+    )
     warmup_steps = int(hparams.warmup_fraction * train_steps)
     model.compile(
         optimizer=optimizer(

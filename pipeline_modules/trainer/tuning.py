@@ -19,8 +19,10 @@ OBJECTIVE = "val_binary_accuracy"
 class TfKerasRandomSearch(keras_tuner.RandomSearch):
     """Random search whose trials build and fit tf_keras (Keras 2) models.
 
-    KerasTuner 1.4 imports Keras 3 and rejects any model that is not a Keras 3 `Model`, while TFX 1.16 and
-    `hub.KerasLayer` train with Keras 2; a trial here is simply "build, fit, report the final metrics".
+    KerasTuner 1.4 imports Keras 3 and rejects any model that is not a Keras 3 `Model`, while TFX 1.16, the encoder's
+    layers and `hub.KerasLayer` train with Keras 2; a trial here is simply "build, fit, report the final metrics".
+    Each trial builds the Trainer's own model (`compile_model`): the encoder in-process where it can be, at the
+    configured `training_precision` and `jit_compile`, so the trials rank what the Trainer will train.
     """
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from model_server.metrics import Metrics
 from model_server.model import ModelLoadError
 from model_server.model_config import ModelConfig, VersionPolicy
 from model_server.repository import ModelRepository, ModelVersionManager, State, list_versions
+from model_server.version_dirs import LoadOptions
 
 
 class FakeServable:
@@ -26,7 +28,7 @@ class Loader:
     def __init__(self) -> None:
         self.loads: list[int] = []
 
-    def __call__(self, name: str, version: int, path: str) -> FakeServable:
+    def __call__(self, name: str, version: int, path: str) -> Any:  # a FakeServable standing in for a model
         self.loads.append(version)
         if os.path.exists(os.path.join(path, "BROKEN")):
             raise ModelLoadError(f"cannot load {path}")
@@ -44,7 +46,12 @@ def make_version(base: Path, name: str, complete: bool = True, broken: bool = Fa
     return d
 
 
-def manager(base: Path, policy: VersionPolicy | None = None, labels=None, metrics=None):
+def manager(
+    base: Path,
+    policy: VersionPolicy | None = None,
+    labels: dict[str, int] | None = None,
+    metrics: Metrics | None = None,
+) -> tuple[ModelVersionManager, Loader]:
     loader = Loader()
     config = ModelConfig("m", str(base), policy or VersionPolicy(), labels or {})
     m = ModelVersionManager(config, loader, metrics or Metrics(), 1.0)
@@ -189,13 +196,111 @@ def test_reload_adds_removes_and_relabels(tmp_path: Path) -> None:
     make_version(tmp_path / "b", "5")
     policy = VersionPolicy("specific", versions=(1, 2))
     repo = ModelRepository([ModelConfig("a", str(tmp_path / "a"), policy, {"stable": 1})], Loader(), Metrics(), 1.0)
-    settle(repo.manager("a"))
+    settle(managed(repo, "a"))
     assert repo.get_model("a", label="stable").version == 1
     repo.reload([ModelConfig("a", str(tmp_path / "a"), policy, {"stable": 2}), ModelConfig("b", str(tmp_path / "b"))])
     assert repo.get_model("a", label="stable").version == 2
-    settle(repo.manager("b"))
+    settle(managed(repo, "b"))
     assert repo.get_model("b").version == 5
     repo.reload([ModelConfig("b", str(tmp_path / "b"))])
     with pytest.raises(NotFound):
         repo.get_model("a")
     repo.stop()
+
+
+# --- start-up settling, load retries and load threads (TF Serving's --max_num_load_retries, --num_load_threads) ---
+
+
+def managed(repo: ModelRepository, name: str) -> ModelVersionManager:
+    m = repo.manager(name)
+    assert m is not None
+    return m
+
+
+def test_the_first_load_settles_once_what_is_on_disk_loaded_or_failed(tmp_path: Path) -> None:
+    make_version(tmp_path / "a", "1")
+    make_version(tmp_path / "b", "1", broken=True)
+    d = make_version(tmp_path / "c", "1")
+    configs = [ModelConfig(name, str(tmp_path / name)) for name in ("a", "b", "c", "empty")]
+    repo = ModelRepository(configs, Loader(), Metrics(), 1.0)
+    managers = {name: managed(repo, name) for name in ("a", "b", "c", "empty")}
+    for m in managers.values():
+        m.poll_once()
+    assert not repo.wait_first_load(0.01)  # one look is not enough to trust a directory
+    (d / "variables" / "variables.data-00000-of-00001").write_bytes(b"weights")  # c's copy goes on
+    for m in managers.values():
+        m.poll_once()
+    assert {n: m.settled for n, m in managers.items()} == {"a": True, "b": True, "c": False, "empty": True}
+    assert repo.first_load_progress() == "c: no complete version on disk yet"
+    assert not repo.wait_first_load(0.01)
+    managers["c"].poll_once()  # unchanged since the last look: loaded, settled
+    assert managers["c"].settled and managers["c"].get().version == 1
+    assert repo.wait_first_load(0.01) and repo.first_load_progress() == ""
+    assert [s.state for s in managers["b"].status()] == [State.END]
+
+
+class FlakyLoader(Loader):
+    """Fails the first ``failures`` attempts of every version."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def __call__(self, name: str, version: int, path: str) -> Any:  # a FakeServable standing in for a model
+        self.loads.append(version)
+        if self.loads.count(version) <= self.failures:
+            raise ModelLoadError(f"transient failure {self.loads.count(version)}")
+        return FakeServable(name, version, path)
+
+
+@pytest.mark.parametrize(("retries", "available"), [(2, True), (1, False), (0, False)])
+def test_failed_loads_are_retried_max_num_load_retries_times(tmp_path: Path, retries: int, available: bool) -> None:
+    make_version(tmp_path, "1")
+    loader = FlakyLoader(failures=2)
+    options = LoadOptions(max_num_load_retries=retries, load_retry_interval_seconds=0.0)
+    m = ModelVersionManager(ModelConfig("m", str(tmp_path)), loader, Metrics(), 1.0, options)
+    settle(m)
+    assert loader.loads == [1] * min(retries + 1, 3)
+    [status] = m.status()
+    assert (status.state == State.AVAILABLE) is available
+    if not available:
+        assert status.error_message == f"transient failure {retries + 1}"
+
+
+def test_num_load_threads_limits_loads_across_models(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    active, peak, lock = [0], [0], threading.Lock()
+
+    class SlowLoader(Loader):
+        def __call__(self, name: str, version: int, path: str) -> Any:  # a FakeServable standing in for a model
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.2)
+            with lock:
+                active[0] -= 1
+            return FakeServable(name, version, path)
+
+    for name in ("a", "b", "c"):
+        make_version(tmp_path / name, "1")
+    configs = [ModelConfig(name, str(tmp_path / name)) for name in ("a", "b", "c")]
+    options = LoadOptions(num_load_threads=1, num_initial_load_threads=2)
+    repo = ModelRepository(configs, SlowLoader(), Metrics(), 1.0, options)
+    scans = [threading.Thread(target=settle, args=(managed(repo, n),)) for n in ("a", "b", "c")]
+    for t in scans:
+        t.start()
+    for t in scans:
+        t.join()
+    assert peak[0] == 2  # the start-up load: num_initial_load_threads at once
+    for name in ("a", "b", "c"):
+        make_version(tmp_path / name, "2")
+    peak[0] = 0
+    scans = [threading.Thread(target=settle, args=(managed(repo, n),)) for n in ("a", "b", "c")]
+    for t in scans:
+        t.start()
+    for t in scans:
+        t.join()
+    assert peak[0] == 1  # later loads: num_load_threads (TF Serving's 0 and 1: one at a time)
+    assert all(managed(repo, n).get().version == 2 for n in ("a", "b", "c"))

@@ -150,7 +150,7 @@ BAD_REQUESTS = [
         PREDICT,
         {"instances": [["a"]]},
         400,
-        "Input 'text' has shape [1,1] but the signature expects [-1] (-1: any size)",
+        "input must be a vector, got shape: [1,1]",  # the graph's own error, as TF Serving passes it on
     ),
     ("POST", PREDICT, {"instances": [{"b64": "not base64!"}]}, 400, '~Unable to base64 decode: "not base64!"'),
     ("POST", PREDICT, {"instances": [{"b64": 5}]}, 400, "'b64' value must be a string, got Number"),
@@ -191,7 +191,7 @@ BAD_REQUESTS = [
         PREDICT,
         {"inputs": "great"},
         400,
-        "Input 'text' has shape [] but the signature expects [-1] (-1: any size)",
+        "Batching session Run() input tensors must have at least one dimension",  # TF Serving's batching words
     ),
     (
         "POST",
@@ -276,17 +276,19 @@ BAD_REQUESTS = [
     ("POST", f"/v1/models/{MODEL}", {}, 400, f"Malformed request: POST /v1/models/{MODEL}"),
     ("DELETE", f"/v1/models/{MODEL}", None, 400, f"Malformed request: DELETE /v1/models/{MODEL}"),
     ("GET", "/v1/models/a/b/c", None, 400, "Malformed request: GET /v1/models/a/b/c"),
-    ("GET", "/v2/models/x", None, 404, "Not found: GET /v2/models/x"),
+    ("GET", "/v3/models/x", None, 404, "Not found: GET /v3/models/x"),
+    ("GET", "/v2/models/x", None, 404, "Servable not found for request: Latest(x)"),
     (
         "POST",
         f"/v1/models/{MODEL}:classify",
         {"examples": [{"review": "x"}]},
-        501,
-        "Classify is not supported by this model server: the served signatures are predict signatures; use Predict "
-        "(REST :predict) instead",
+        400,
+        "~No classification inputs found in SignatureDef: ",  # serving_default is a predict signature
     ),
-    ("POST", f"/v1/models/{MODEL}:regress", {"examples": []}, 501, "~Regress is not supported"),
-    ("POST", "/v1/models/nope:classify", {"examples": []}, 404, "Servable not found for request: Latest(nope)"),
+    # TF Serving parses a classify/regress body before it looks the servable up.
+    ("POST", f"/v1/models/{MODEL}:regress", {"examples": []}, 400, "~'examples' value is an empty array"),
+    ("POST", "/v1/models/nope:classify", {"examples": []}, 400, "~'examples' value is an empty array"),
+    ("POST", "/v1/models/nope:classify", {"examples": [{}]}, 404, "Servable not found for request: Latest(nope)"),
 ]
 
 

@@ -295,3 +295,24 @@ def test_committed_notebook_has_no_outputs() -> None:
     code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert all(not cell.outputs and cell.execution_count is None for cell in code_cells)
     assert sum("parameters" in _tags(cell) for cell in code_cells) == 1
+
+
+def test_explains_scores_word_by_word(executed) -> None:
+    cell = _tagged(executed["nb"], "explain")
+    assert "text/html" in _mime_types(cell)  # the coloured reviews
+    gap = re.search(r"largest \|sum of shares - \(p - baseline\)\| over these sentences: (\S+)", _text(cell))
+    assert gap and float(gap.group(1)) < 0.02, _text(cell)  # integrated gradients' completeness, to its error
+
+
+def test_scores_a_file_and_reports_the_rows_it_could_not_score(executed) -> None:
+    text = _text(_tagged(executed["nb"], "batch-scoring"))
+    assert re.search(r"7 rows: 5 scored -> \S+reviews\.scored\.jsonl, 2 rejected \(", text), text
+    assert "empty_text 1" in text and "malformed_json 1" in text
+
+
+def test_reports_drift_of_a_shifted_stream(executed) -> None:
+    nb = executed["nb"]
+    assert "sent " in _text(_tagged(nb, "drift-traffic"))
+    cell = _tagged(nb, "drift-report")
+    assert {"text/markdown", "image/png"} <= _mime_types(cell)  # each report's summary and plot, inline
+    assert re.search(r"(?<!un)shifted: drift or skew True", _text(cell))  # one- to three-word texts vs reviews

@@ -146,11 +146,12 @@ def test_serving_signatures_contract(pushed_model) -> None:
 def test_pushed_model_carries_its_serving_hints(smoke_run: SmokeRun) -> None:
     """The server learns from the model itself that `text` must be non-empty (model_server/hints.py)."""
     from model_server.hints import HINTS_FILE, read_serving_hints
+    from pipeline_modules.trainer.explain import EXPLAIN_HINTS, EXPLAIN_SIGNATURE
     from pipeline_modules.trainer.export import SERVING_HINTS
 
     (version,) = [p for p in smoke_run.serving_dir.iterdir() if p.name.isdigit()]
     assert (version / HINTS_FILE).is_file()
-    assert read_serving_hints(str(version)) == SERVING_HINTS
+    assert read_serving_hints(str(version)) == {**SERVING_HINTS, EXPLAIN_SIGNATURE: EXPLAIN_HINTS}
 
 
 def test_same_text_same_probability_alone_or_in_a_batch(pushed_model) -> None:
@@ -248,3 +249,29 @@ def test_unservable_model_fails_infra_validation_and_is_not_pushed(smoke_run: Sm
     assert "serving_default" in broken_run.infra_reason
     assert broken_run.pushed is False
     assert len(_versions(smoke_run)) == 1
+
+
+EXPLAIN_REVIEWS = [
+    "An absolute triumph: moving, funny and beautifully acted. I loved every minute.",
+    "Dreadful. The plot makes no sense and the acting is wooden; a waste of two hours.",
+    "Café culture, naïve heroes and a <br /><br />twist ending.",
+    " ".join(["The film was long and the plot was thin, but the acting was good."] * 5),  # > 32 tokens
+]
+
+
+def test_the_pushed_model_explains_its_scores(pushed_model) -> None:
+    """The `explain` signature on the real export: serving_default's probability, the review's words, completeness."""
+    from pipeline_modules.trainer import explain
+
+    text = tf.constant(EXPLAIN_REVIEWS)
+    out = {k: v.numpy() for k, v in pushed_model.signatures[explain.EXPLAIN_SIGNATURE](text=text).items()}
+    served = pushed_model.signatures[features.SERVING_SIGNATURE](text=text)
+    np.testing.assert_allclose(out[features.PROBABILITY_OUTPUT], served[features.PROBABILITY_OUTPUT], atol=1e-5)
+    for row, review in enumerate(EXPLAIN_REVIEWS):
+        words = review.replace("<br /><br />", " ").split()
+        assert out[explain.WORD_COUNT_OUTPUT][row] == len(words)
+        assert [w.decode() for w in out[explain.WORDS_OUTPUT][row][: len(words)]] == words
+    delta = out[features.PROBABILITY_OUTPUT] - out[explain.BASELINE_PROBABILITY_OUTPUT]
+    miss = np.abs(out[explain.ATTRIBUTIONS_OUTPUT].sum(axis=1) - delta)
+    assert np.all(miss < 5e-3), (miss, delta)  # the smoke preset's explain_steps, a 2-layer MiniLM
+    assert out[explain.TRUNCATED_OUTPUT][3].any() and not out[explain.TRUNCATED_OUTPUT][:3].any()

@@ -1,0 +1,400 @@
+"""Peers benchmark: our served path against ONNX Runtime on the same weights, each timed from text to probability.
+
+    python -m benchmarks.peers                              # the full preset: 6-layer MiniLM, 256 tokens, 5 rounds
+    python -m benchmarks.peers --preset smoke --rounds 1    # 2 layers, 32 tokens: a minute or two, for the tests
+    python -m benchmarks.peers --imdb-archive aclImdb_v1.tar.gz   # real reviews instead of benchmarks/texts.py's
+
+One model, built here from the preset's encoder (`build_model`, mean or CLS pooling, a fixed random head) and exported
+with the product's Transform graph and `export_serving_model`, is run by:
+  ours       `model_server.model.ServableModel` on the export, in-process (`serving_default`: its own tokenization)
+  baseline_tf the same export through `tf.saved_model.load`: today's fp32 TF path, whatever the server does later
+  ort_fp32 / ort_int8  `pipeline_modules.encoder.onnx_graph` of the same Keras weights, in ONNX Runtime (int8:
+             `quantize_dynamic`), tokenized by Hugging Face `tokenizers` with the encoder's vocab, as its users would
+  rest / grpc the model server on the export, concurrency 1, one keep-alive client (batch 1 x short only)
+and with the server's batching on, concurrency 32 from `wrk` (a low-CPU REST load generator; skipped, saying so, when
+it is not installed). Workloads: batch 1 x a short sentence, batch 32 x short sentences, batch 32 x full reviews.
+Rounds interleave every engine (A, B, C, A, B, C..., the order rotating); figures are medians over rounds of each
+round's median call (also over the rounds where other processes used under 0.3 cores: `p50_ms_quiet_rounds`);
+other processes' CPU use is recorded per round. PyTorch is not measured (see `NOT_MEASURED`).
+Training figures come from benchmarks/results/train-speed.json (`train_bench --speed`) when it exists.
+Writes benchmarks/results/peers.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS_DIR, machine, matmul_peak_flops, print_table, write_result
+from benchmarks.texts import REVIEWS, SENTENCES
+from benchmarks.train_bench import QUIET_CORES, OtherLoad
+
+MODEL = "sentiment"
+SIGNATURE, TEXT, PROBABILITY = "serving_default", "text", "probability"
+NOT_MEASURED = {
+    "pytorch": "not installable on this project's stacks: its PyPI wheel pulls CUDA and it is not in stacks/locks",
+}
+WORKLOADS = ("short_b1", "short_b32", "long_b32")
+Predict = Callable[[list[str]], Any]
+
+
+# --- the model, exported the product's way ---------------------------------------------------------------------------
+
+
+def build_and_export(config: Any, encoder: Any, workdir: Path) -> tuple[Any, str]:
+    """`build_model` with a fixed head, and its export (Transform graph + `export_serving_model`) under workdir."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the Transform graph's tokenizer ops)
+    from tensorflow_transform.output_wrapper import TFTransformOutput
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+    from pipeline_modules import features
+    from pipeline_modules.settings import TransformSettings
+    from pipeline_modules.trainer.export import export_serving_model
+    from pipeline_modules.trainer.model import build_model
+    from pipeline_modules.transform_module import preprocessing_fn
+
+    model = build_model(encoder.path, pooling=config.pooling, dropout=0.0, in_process=True)
+    head = model.get_layer("logit")
+    rng = np.random.RandomState(7)
+    head.kernel.assign(rng.standard_normal(head.kernel.shape).astype(np.float32) * 0.3)
+    head.bias.assign(np.zeros([1], np.float32))
+    tft_beam: Any = importlib.import_module("tensorflow_transform.beam")
+    raw_spec = {
+        features.REVIEW_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+    }
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_spec))
+    custom_config = TransformSettings.from_config(config, encoder).to_custom_config()
+    out = workdir / "transform_output"
+    rows = [{features.REVIEW_KEY: b"good", features.LABEL_KEY: 1}, {features.REVIEW_KEY: b"bad", features.LABEL_KEY: 0}]
+    with tft_beam.Context(temp_dir=str(workdir / "tft-tmp"), force_tf_compat_v1=False):
+        transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(
+            functools.partial(preprocessing_fn, custom_config=custom_config)
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(str(out))
+    metadata_io.write_metadata(metadata, str(out / TFTransformOutput.RAW_METADATA_DIR))
+    export_dir = workdir / MODEL / "1"
+    export_serving_model(model, TFTransformOutput(str(out)), config.serving_length_buckets, str(export_dir))
+    return model, str(workdir / MODEL)
+
+
+# --- the engines: texts in, probabilities out -------------------------------------------------------------------------
+
+
+def ours(base_path: str) -> tuple[Predict, Any]:
+    import numpy as np
+
+    from model_server.model import ServableModel, import_op_libraries
+
+    import_op_libraries()
+    servable = ServableModel(MODEL, 1, os.path.join(base_path, "1"))
+    servable.load(warmup=True, warmup_batch_sizes=(1, 32))
+
+    def predict(texts: list[str]) -> Any:
+        batch = np.empty(len(texts), dtype=object)
+        batch[:] = [t.encode() for t in texts]
+        return servable.predict(SIGNATURE, {TEXT: batch})[PROBABILITY]
+
+    return predict, servable
+
+
+def baseline_tf(base_path: str) -> Predict:
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(os.path.join(base_path, "1")).signatures[SIGNATURE]
+    return lambda texts: signature(**{TEXT: tf.constant(texts)})[PROBABILITY].numpy()
+
+
+def ort_engine(onnx_model: Any, vocab_file: str, lower_case: bool, max_length: int) -> Predict:
+    """ONNX Runtime, default session options (all graph optimizations), fed by Hugging Face `tokenizers`."""
+    import numpy as np
+    import onnxruntime as ort
+    from tokenizers import BertWordPieceTokenizer
+
+    tokenizer = BertWordPieceTokenizer(vocab_file, lowercase=lower_case)
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding()  # to the batch's longest
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    session = ort.InferenceSession(onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    def predict(texts: list[str]) -> Any:
+        encoded = tokenizer.encode_batch(texts)
+        feed = {
+            "input_word_ids": np.array([e.ids for e in encoded], np.int64),
+            "input_mask": np.array([e.attention_mask for e in encoded], np.int64),
+            "input_type_ids": np.array([e.type_ids for e in encoded], np.int64),
+        }
+        return session.run([PROBABILITY], feed)[0]
+
+    return predict
+
+
+def remote(kind: str, server: Any) -> tuple[Predict, Any]:
+    """One keep-alive REST client or one gRPC channel, a request of one sentence at a time."""
+    from model_server.client import GrpcClient, RestClient
+
+    if kind == "rest":
+        client: Any = RestClient(server.rest_url, timeout=120)
+        path = f"/v1/models/{MODEL}:predict"
+
+        def call(texts: list[str]) -> Any:
+            status, _, data = client.request("POST", path, json.dumps({"instances": texts}).encode())
+            if status != 200:
+                raise RuntimeError(f"REST {status}: {data[:200]!r}")
+            return json.loads(data)["predictions"]
+
+        return call, client
+    client = GrpcClient(server.grpc_target, timeout=120)
+
+    def predict(texts: list[str]) -> Any:
+        request = client.predict_request(MODEL, {TEXT: [t.encode() for t in texts]}, SIGNATURE)
+        return client.prediction.Predict(request, timeout=120).outputs[PROBABILITY].float_val
+
+    return predict, client
+
+
+def wrk_c32(url: str, seconds: int, sentence: str, workdir: Path) -> dict[str, Any]:
+    """REST throughput at 32 connections from `wrk` (one thread, Lua script posting one sentence per request)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"measured": False, "reason": "wrk is not installed (apt-get install -y wrk)"}
+    script = workdir / "post.lua"
+    body = json.dumps({"instances": [sentence]}).replace("\\", "\\\\").replace("'", "\\'")
+    script.write_text(f"wrk.method = 'POST'\nwrk.body = '{body}'\nwrk.headers['Content-Type'] = 'application/json'\n")
+    cmd = [wrk, "-t1", "-c32", f"-d{seconds}s", "--latency", "-s", str(script), f"{url}/v1/models/{MODEL}:predict"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=seconds + 60)
+    rate = re.search(r"Requests/sec:\s*([\d.]+)", proc.stdout)
+    errors = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", proc.stdout)
+    p50 = re.search(r"^\s*50%\s+([\d.]+)(us|ms|s)\b", proc.stdout, re.M)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    return {
+        "measured": bool(rate) and proc.returncode == 0,
+        "examples_per_s": float(rate.group(1)) if rate else None,
+        "p50_ms": float(p50.group(1)) * scale[p50.group(2)] if p50 else None,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "seconds": seconds,
+        "command": " ".join(cmd[:-3] + ["post.lua", cmd[-1]]),
+        "output_tail": proc.stdout[-600:] + proc.stderr[-300:],
+    }
+
+
+# --- the run ---------------------------------------------------------------------------------------------------------
+
+
+def load_texts(args: argparse.Namespace, config: Any) -> dict[str, list[str]]:
+    reviews, source = list(REVIEWS), "benchmarks/texts.py REVIEWS (synthetic, 340-370 word pieces)"
+    if args.imdb_archive:
+        from pipeline_modules.data.read import read_imdb
+
+        records = read_imdb(args.imdb_archive, seed=config.data_seed, log=None).splits["test"][: args.long_batch]
+        reviews, source = [r.text for r in records], f"IMDB test split of {args.imdb_archive}"
+    args.long_source = source
+    cycle = lambda texts, n: [texts[i % len(texts)] for i in range(n)]  # noqa: E731
+    return {
+        "short_b1": SENTENCES[:1],
+        "short_b32": cycle(SENTENCES, args.short_batch),
+        "long_b32": cycle(reviews, args.long_batch),
+    }
+
+
+def training_figures(path: Path) -> dict[str, Any]:
+    """The training figures of `benchmarks.train_bench --speed` (its JSON), not measured again here."""
+    if not path.is_file():
+        return {
+            "train_examples_per_s_baseline": None,
+            "train_examples_per_s": None,
+            "train_source": None,
+            "train_note": f"not measured here (the training benchmark's job): {path} "
+            "(python -m benchmarks.train_bench --speed) does not exist yet",
+        }
+    record = json.loads(path.read_text())
+    return {
+        "train_examples_per_s_baseline": record.get("train_examples_per_s_baseline"),
+        "train_examples_per_s": record.get("train_examples_per_s"),
+        "train_source": f"{path.name} of {record.get('date')} ({record.get('train_variant')}, batch "
+        f"{record.get('batch_size')} x {record.get('seq_length')}): another run, not this one",
+    }
+
+
+def run_rounds(engines: dict[str, dict[str, Predict]], texts: dict[str, list[str]], args: argparse.Namespace) -> Any:
+    """Every (workload, engine) once per round, in an order that rotates; each timed `repeats` calls after one warm."""
+    pairs = [(w, e) for w in WORKLOADS for e in engines if w in engines[e]]
+    for workload, engine in pairs:
+        engines[engine][workload](texts[workload])  # warm: shapes, allocations, tracing
+    calls: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
+    rounds = []
+    for r in range(args.rounds):
+        load, loadavg = OtherLoad(), os.getloadavg()[0]
+        order = pairs[r % len(pairs) :] + pairs[: r % len(pairs)]
+        for workload, engine in order:
+            predict, batch = engines[engine][workload], texts[workload]
+            repeats = args.repeats * (4 if workload == "short_b1" else 1)
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                predict(batch)
+                times.append(time.perf_counter() - started)
+            calls[(workload, engine)].append(statistics.median(times))
+        rounds.append({"round": r, "loadavg_1m": round(loadavg, 2), "other_cores": round(load.cores(), 2)})
+        print(f"  round {r}: other processes used {rounds[-1]['other_cores']} cores", flush=True)
+    results: dict[str, dict[str, Any]] = {w: {} for w in WORKLOADS}
+    for (workload, engine), medians in calls.items():
+        seconds = statistics.median(medians)
+        quiet = [m for m, rd in zip(medians, rounds, strict=True) if rd["other_cores"] < QUIET_CORES]
+        results[workload][engine] = {
+            "p50_ms": round(seconds * 1000, 3),
+            "examples_per_s": round(len(texts[workload]) / seconds, 2),
+            "round_medians_ms": [round(m * 1000, 3) for m in medians],
+            "p50_ms_quiet_rounds": round(statistics.median(quiet) * 1000, 3) if quiet else None,
+        }
+    return results, rounds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="full", help="encoder, layers, max_seq_length and pooling come from it")
+    parser.add_argument("--imdb-archive", default=None, help="real IMDB test reviews for the long workload")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per engine and round (x4 at batch 1)")
+    parser.add_argument("--short-batch", type=int, default=32)
+    parser.add_argument("--long-batch", type=int, default=32)
+    parser.add_argument("--peak-seconds", type=float, default=3.0)
+    parser.add_argument("--wrk-seconds", type=int, default=10, help="0 skips the concurrency-32 wrk run")
+    parser.add_argument("--train-result", default=str(RESULTS_DIR / "train-speed.json"), help="train_bench --speed's")
+    parser.add_argument("--no-server", action="store_true", help="in-process engines only")
+    parser.add_argument("--output", default=None, help="default benchmarks/results/peers[-<preset>].json")
+    args = parser.parse_args(argv)
+
+    from pipeline_modules.config import config_for
+    from pipeline_modules.encoder.onnx_graph import quantize_dynamic_int8, sentiment_model_to_onnx
+    from pipeline_modules.environment import resolve_encoder_for
+
+    config = config_for(args.preset)
+    encoder = resolve_encoder_for(config)
+    texts = load_texts(args, config)
+    workdir = Path(tempfile.mkdtemp(prefix="peers-"))
+    print(f"Encoder {encoder.path}, {config.max_seq_length} tokens; exporting the model ...", flush=True)
+    model, base_path = build_and_export(config, encoder, workdir)
+    print("Measuring the float32 matmul peak ...", flush=True)
+    peak_before = matmul_peak_flops(seconds=args.peak_seconds)
+    fp32_graph = sentiment_model_to_onnx(model, outputs=["probability"])
+    ort_args = (encoder.vocab_file, encoder.do_lower_case, config.max_seq_length)
+    engines: dict[str, dict[str, Predict]] = {}
+    our_predict, servable = ours(base_path)
+    engines["ours"] = dict.fromkeys(WORKLOADS, our_predict)
+    engines["baseline_tf"] = dict.fromkeys(WORKLOADS, baseline_tf(base_path))
+    engines["ort_fp32"] = dict.fromkeys(WORKLOADS, ort_engine(fp32_graph, *ort_args))
+    not_measured = dict(NOT_MEASURED)
+    try:
+        int8_graph = quantize_dynamic_int8(fp32_graph, str(workdir))
+        engines["ort_int8"] = dict.fromkeys(WORKLOADS, ort_engine(int8_graph, *ort_args))
+    except RuntimeError as e:
+        not_measured["ort_int8"] = str(e)
+    agreement: dict[str, dict[str, float]] = {}
+    for workload in ("short_b32", "long_b32"):
+        reference = our_predict(texts[workload])
+        agreement[workload] = {
+            name: max(abs(float(a) - float(b)) for a, b in zip(run[workload](texts[workload]), reference, strict=True))
+            for name, run in engines.items()
+        }
+    server, clients, wrk = None, [], {"measured": False, "reason": "--no-server"}
+    if not args.no_server:
+        from model_server.process import start_server
+
+        batching = workdir / "batching.txt"
+        batching.write_text("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 2000 }\n")
+        server = start_server(
+            model_name=MODEL,
+            model_base_path=base_path,
+            extra_args=["--access_log_path=", "--enable_batching", f"--batching_parameters_file={batching}"],
+            log_path=str(workdir / "server.log"),
+        )
+        server.wait_for_model(MODEL, timeout=600)
+        for kind in ("rest", "grpc"):
+            predict, client = remote(kind, server)
+            engines[kind] = {"short_b1": predict}
+            clients.append(client)
+    try:
+        print(f"{args.rounds} interleaved rounds of {', '.join(engines)} ...", flush=True)
+        results, rounds = run_rounds(engines, texts, args)
+        if server is not None and args.wrk_seconds > 0:
+            print(f"wrk, concurrency 32, {args.wrk_seconds} s ...", flush=True)
+            wrk = wrk_c32(server.rest_url, args.wrk_seconds, SENTENCES[0], workdir)
+    finally:
+        for client in clients:
+            client.close()
+        if server is not None:
+            server.stop()
+        servable.unload()
+    peak = max(peak_before, matmul_peak_flops(seconds=args.peak_seconds), key=lambda p: p["peak_flops"])
+
+    figure: Callable[[str, str, str], float | None] = lambda w, e, key: results[w].get(e, {}).get(key)  # noqa: E731
+    payload = {
+        "machine": {**machine(), **{m: importlib.metadata.version(m) for m in ("onnxruntime", "onnx", "tokenizers")}},
+        "ours_p50_ms_short_b1": figure("short_b1", "ours", "p50_ms"),
+        "ort_fp32_p50_ms_short_b1": figure("short_b1", "ort_fp32", "p50_ms"),
+        "ours_examples_per_s_short_b32": figure("short_b32", "ours", "examples_per_s"),
+        "ort_fp32_examples_per_s_short_b32": figure("short_b32", "ort_fp32", "examples_per_s"),
+        "ours_examples_per_s_long_b32": figure("long_b32", "ours", "examples_per_s"),
+        "ort_fp32_examples_per_s_long_b32": figure("long_b32", "ort_fp32", "examples_per_s"),
+        "ort_int8_examples_per_s_long_b32": figure("long_b32", "ort_int8", "examples_per_s"),
+        "baseline_tf_examples_per_s_long_b32": figure("long_b32", "baseline_tf", "examples_per_s"),
+        **training_figures(Path(args.train_result)),
+        "rest_p50_ms_short_c1": figure("short_b1", "rest", "p50_ms"),
+        "grpc_p50_ms_short_c1": figure("short_b1", "grpc", "p50_ms"),
+        "rest_examples_per_s_short_c32": wrk.get("examples_per_s"),
+        "preset": args.preset,
+        "encoder": {
+            "path": encoder.path,
+            "handle": encoder.handle,
+            "max_seq_length": config.max_seq_length,
+            "pooling": config.pooling,
+        },  # fmt: skip
+        "long_texts": args.long_source,
+        "batch_sizes": {w: len(t) for w, t in texts.items()},
+        "rounds": args.rounds,
+        "repeats_per_round": args.repeats,
+        # short: no truncation, so engines and tokenizers alone; long: HF truncates the end, ours keeps head and tail
+        "max_abs_probability_difference_vs_ours": agreement,
+        "matmul_peak": peak,
+        "load": rounds,
+        "results": results,
+        "wrk_c32": wrk,
+        "not_measured": not_measured,
+        "notes": "ours = model_server.model.ServableModel in-process (SessionBundle); baseline_tf = "
+        "tf.saved_model.load of the same export (today's fp32 TF path); ORT: default session options, intra_op "
+        "threads = cores, "
+        "Hugging Face tokenizers padding to the batch's longest, truncating at max_seq_length (ours keeps head and "
+        "tail)",
+    }
+    path = write_result("peers" if args.preset == "full" else f"peers-{args.preset}", payload, args.output)
+    engines_seen = [e for e in (*engines, "ort_int8") if any(e in results[w] for w in WORKLOADS)]
+    rows = [
+        [e, *(results[w].get(e, {}).get("p50_ms") for w in WORKLOADS)]
+        + [results[w].get(e, {}).get("examples_per_s") for w in WORKLOADS]
+        for e in dict.fromkeys(engines_seen)
+    ]
+    print_table(["engine", *(f"{w} ms" for w in WORKLOADS), *(f"{w} /s" for w in WORKLOADS)], rows)
+    print(f"wrk c32: {wrk}" if not wrk.get("measured") else f"wrk c32 REST: {wrk['examples_per_s']} req/s")
+    print(f"not measured: {not_measured}\nwrote {path}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

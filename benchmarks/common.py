@@ -47,22 +47,23 @@ def machine() -> dict[str, Any]:
     }
 
 
-def matmul_peak_flops(size: int = 2048, seconds: float = 4.0) -> dict[str, float]:
-    """The best float32 matmul rate TensorFlow reaches on this machine (all cores): the denominator of MFU.
+def matmul_peak_flops(size: int = 2048, seconds: float = 4.0, dtype: str = "float32") -> dict[str, float]:
+    """The best `dtype` matmul rate TensorFlow reaches on this machine (all cores): the denominator of MFU.
 
     A dense square matmul is the most efficient thing the CPU does for a transformer, so "fraction of this" is the
     honest utilisation figure. Best of several timed repeats, after a warm-up.
     """
     import tensorflow as tf
 
-    a = tf.random.stateless_normal([size, size], seed=[1, 2])
-    b = tf.random.stateless_normal([size, size], seed=[3, 4])
+    a = tf.cast(tf.random.stateless_normal([size, size], seed=[1, 2]), dtype)
+    b = tf.cast(tf.random.stateless_normal([size, size], seed=[3, 4]), dtype)
 
     @tf.function
     def repeat(a: tf.Tensor, b: tf.Tensor, n: int = 4) -> tf.Tensor:
         total = tf.zeros([], tf.float32)
         for k in range(n):
-            total += tf.reduce_sum(tf.matmul(a + float(k), b))  # the sum keeps grappler from pruning the product
+            # The sum keeps grappler from pruning the product (a float32 cast of a float32 tensor is the tensor).
+            total += tf.reduce_sum(tf.cast(tf.matmul(a + float(k), b), tf.float32))
         return total
 
     repeat(a, b).numpy()

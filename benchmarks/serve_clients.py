@@ -103,11 +103,9 @@ def closed_loop(
 # --- clients ---------------------------------------------------------------------------------------------------------
 
 
-def rest_call_factory(url: str, model: str, texts: Sequence[str]) -> Callable[[], Callable[[int], int]]:
+def _rest_post_factory(url: str, path: str, bodies: Sequence[bytes]) -> Callable[[], Callable[[int], int]]:
+    """POSTs the bodies in turn on one kept-alive connection per client thread; any non-200 answer stops the run."""
     from model_server.client import RestClient
-
-    bodies = [json.dumps({"instances": [s]}).encode() for s in texts]
-    path = f"/v1/models/{model}:predict"
 
     def make() -> Callable[[int], int]:
         client = RestClient(url, timeout=120)
@@ -121,6 +119,11 @@ def rest_call_factory(url: str, model: str, texts: Sequence[str]) -> Callable[[]
         return call
 
     return make
+
+
+def rest_call_factory(url: str, model: str, texts: Sequence[str]) -> Callable[[], Callable[[int], int]]:
+    bodies = [json.dumps({"instances": [s]}).encode() for s in texts]
+    return _rest_post_factory(url, f"/v1/models/{model}:predict", bodies)
 
 
 def grpc_call_factory(target: str, model: str, texts: Sequence[str]) -> Callable[[], Callable[[int], int]]:
@@ -141,26 +144,11 @@ def grpc_call_factory(target: str, model: str, texts: Sequence[str]) -> Callable
 
 def v2_rest_call_factory(url: str, model: str, texts: Sequence[str]) -> Callable[[], Callable[[int], int]]:
     """The Open Inference Protocol over REST: one BYTES input in JSON, as a plain-HTTP V2 client sends it."""
-    from model_server.client import RestClient
-
     bodies = [
         json.dumps({"inputs": [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [1], "data": [s]}]}).encode()
         for s in texts
     ]
-    path = f"/v2/models/{model}/infer"
-
-    def make() -> Callable[[int], int]:
-        client = RestClient(url, timeout=120)
-
-        def call(n: int) -> int:
-            status, _, data = client.request("POST", path, bodies[n % len(bodies)])
-            if status != 200:
-                raise RuntimeError(f"HTTP {status}: {data[:100]!r}")
-            return 1
-
-        return call
-
-    return make
+    return _rest_post_factory(url, f"/v2/models/{model}/infer", bodies)
 
 
 def v2_grpc_call_factory(target: str, model: str, texts: Sequence[str]) -> Callable[[], Callable[[int], int]]:

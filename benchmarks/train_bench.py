@@ -94,25 +94,7 @@ QUIET_CORES = 0.3  # a round counts as quiet when other processes used less than
 
 def bfloat16_matmul_peak(size: int = 2048, seconds: float = 4.0) -> dict[str, float]:
     """`common.matmul_peak_flops` in bfloat16: the denominator of MFU for what mixed precision runs its matmuls in."""
-    import tensorflow as tf
-
-    a = tf.cast(tf.random.stateless_normal([size, size], seed=[1, 2]), tf.bfloat16)
-    b = tf.cast(tf.random.stateless_normal([size, size], seed=[3, 4]), tf.bfloat16)
-
-    @tf.function
-    def repeat(a: tf.Tensor, b: tf.Tensor, n: int = 4) -> tf.Tensor:
-        total = tf.zeros([], tf.float32)
-        for k in range(n):
-            total += tf.reduce_sum(tf.cast(tf.matmul(a + float(k), b), tf.float32))
-        return total
-
-    repeat(a, b).numpy()
-    best, deadline = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        started = time.perf_counter()
-        repeat(a, b).numpy()
-        best = max(best, 4 * 2 * size**3 / (time.perf_counter() - started))
-    return {"matmul_size": size, "peak_flops": best, "peak_gflops": round(best / 1e9, 1)}
+    return matmul_peak_flops(size, seconds, dtype="bfloat16")
 
 
 class OtherLoad:

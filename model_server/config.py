@@ -59,6 +59,8 @@ class ServerOptions:
     max_instances_per_request: int = 1024
     rest_api_timeout_in_ms: int = 30_000
     allow_empty_text: bool = False
+    onnx_engine: str = "auto"  # auto: serve what a version's ONNX manifest names with ONNX Runtime once it checks out
+    onnx_intra_op_threads: int = 0  # 0: ONNX Runtime's choice (one per physical core)
     enable_signature_method_name_check: bool = False
     access_log_path: str = "-"
     request_log_path: str = ""
@@ -158,6 +160,19 @@ def build_arg_parser() -> argparse.ArgumentParser:
         help="accept empty or whitespace-only strings in the inputs a model's serving hints mark as text "
         "(rejected with 400 by default)",
     )
+    own.add_argument(
+        "--onnx_engine",
+        default="auto",
+        choices=["auto", "off"],
+        help="auto: run the signatures a version's assets.extra/onnx_engine.json names in ONNX Runtime when its "
+        "load check agrees with TensorFlow; off: TensorFlow only",
+    )
+    own.add_argument(
+        "--onnx_intra_op_threads",
+        type=int,
+        default=0,
+        help="threads of each ONNX Runtime session (0: ONNX Runtime's choice, one per physical core)",
+    )
     own.add_argument("--access_log_path", default="-", help="JSON-lines access log; '-' is stderr, '' disables it")
     own.add_argument(
         "--request_log_path",
@@ -217,6 +232,8 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         raise ConfigError("poll intervals must be >= 0")
     if not 0.0 <= a.request_log_sample_rate <= 1.0:
         raise ConfigError("--request_log_sample_rate must be within [0, 1]")
+    if a.onnx_intra_op_threads < 0:
+        raise ConfigError("--onnx_intra_op_threads must be >= 0")
     if a.shutdown_grace_seconds < 0:
         raise ConfigError("--shutdown_grace_seconds must be >= 0")
     ssl_config = None
@@ -251,6 +268,8 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         max_instances_per_request=a.max_instances_per_request,
         rest_api_timeout_in_ms=a.rest_api_timeout_in_ms,
         allow_empty_text=a.allow_empty_text,
+        onnx_engine=a.onnx_engine,
+        onnx_intra_op_threads=a.onnx_intra_op_threads,
         enable_signature_method_name_check=a.enable_signature_method_name_check,
         access_log_path=a.access_log_path,
         request_log_path=a.request_log_path,

@@ -20,6 +20,7 @@ import numpy as np
 from model_server import tensors
 from model_server.errors import InvalidArgument, SignatureNotFound, Unavailable
 from model_server.hints import HINTS_FILE, HintsError, SignatureHints, read_serving_hints
+from model_server.onnx_engine import ONNX_AUTO, OnnxOptions, OnnxSignatureEngine, load_onnx_engines
 from model_server.saved_model_loader import (
     DEFAULT_TAGS,
     INIT_OP_SIGNATURE,
@@ -84,8 +85,10 @@ class ServableModel:
         self.signatures: dict[str, SignatureInfo] = {}
         self._bundle: SessionBundle | None = None
         self._signature_def_map: Any = None
-        self.warmup_requests = 0
+        self.warmup_requests = 0  # TF Serving's count: warm-up file records replayed, or synthetic calls without one
+        self.synthetic_warmup_requests = 0  # with a warm-up file: one call per signature the file does not cover
         self.load_seconds = 0.0
+        self._onnx: dict[str, OnnxSignatureEngine] = {}  # the signatures ONNX Runtime serves
 
     def __repr__(self) -> str:
         return f"ServableModel({self.name!r}, version={self.version})"
@@ -98,10 +101,12 @@ class ServableModel:
         warmup_batch_sizes: Sequence[int] = (1,),
         tags: Sequence[str] = DEFAULT_TAGS,
         warmup_iterations: int = 1,
+        onnx: OnnxOptions = ONNX_AUTO,
     ) -> None:
         """Load the MetaGraphDef tagged ``tags`` (``--saved_model_tags``) and warm up, replaying each warm-up record
         ``warmup_iterations`` times (``--num_request_iterations_for_warmup``); raises :class:`ModelLoadError` with a
-        message fit for the status API."""
+        message fit for the status API. ``onnx`` (``--onnx_engine``): the signatures of an ONNX manifest that pass
+        their load check run in ONNX Runtime (:mod:`model_server.onnx_engine`); the others, and any failure, TF."""
         start = time.monotonic()
         if not any(os.path.exists(os.path.join(self.path, f)) for f in ("saved_model.pb", "saved_model.pbtxt")):
             raise ModelLoadError(f"SavedModel file does not exist at: {self.path}/{{saved_model.pbtxt|saved_model.pb}}")
@@ -122,6 +127,10 @@ class ServableModel:
         if not self.signatures:
             raise ModelLoadError(f"SavedModel at {self.path} has no usable serving signatures")
         self._apply_hints()
+        warmup_file = os.path.join(self.path, WARMUP_FILE)
+        self._onnx = load_onnx_engines(
+            self.name, self.version, self.path, self.signatures, self._bundle.run, onnx, warmup_file
+        )
         if warmup:
             self._warm_up(warmup_batch_sizes, warmup_iterations)
         self.load_seconds = time.monotonic() - start
@@ -153,12 +162,20 @@ class ServableModel:
     def unload(self) -> None:
         """Drop the session; requests already holding it finish first (Python keeps it alive, then closes it)."""
         self._bundle = None
+        self._onnx = {}
 
     # --- serving -------------------------------------------------------------------------------------------------
 
     @property
     def signature_def_map(self) -> Any:
         return self._signature_def_map
+
+    @property
+    def engines(self) -> dict[str, str]:
+        """Which engine answers each signature (a copy): ``tensorflow`` or e.g. ``onnxruntime fp32, wordpiece
+        tokenizer``."""
+        onnx = self._onnx
+        return {k: onnx[k].description if k in onnx else "tensorflow" for k in self.signatures}
 
     def signature(self, name: str) -> SignatureInfo:
         sig = self.signatures.get(name)
@@ -172,6 +189,11 @@ class ServableModel:
         bundle = self._bundle
         if bundle is None:
             raise Unavailable(f"{self} was unloaded")
+        engine = self._onnx.get(signature_name)
+        if engine is not None:
+            outputs = engine.predict(inputs)  # None: a call the engine leaves to TensorFlow
+            if outputs is not None:
+                return outputs
         return bundle.run(signature_name, inputs, list(self.signatures[signature_name].outputs))
 
     # --- warm-up -------------------------------------------------------------------------------------------------
@@ -180,23 +202,35 @@ class ServableModel:
         """Run requests at load so the first client request does not pay for tracing and allocation."""
         path = os.path.join(self.path, WARMUP_FILE)
         if os.path.exists(path):
-            self.warmup_requests = self._replay_warmup_file(path, iterations)
+            covered: set[str] = set()
+            self.warmup_requests = self._replay_warmup_file(path, iterations, covered)
             log.info("%s: replayed %d warm-up requests from %s", self, self.warmup_requests, WARMUP_FILE)
+            if iterations > 0:
+                # Beyond TF Serving: a signature the file leaves out would pay its graph optimisation on its first
+                # client call (seconds for a gradient graph such as `explain`); one synthetic call each, not counted.
+                uncovered = {k: v for k, v in self.signatures.items() if k not in covered}
+                self.synthetic_warmup_requests = self._synthetic_warm_up(uncovered, (1,))
             return
-        for sig_name, sig in self.signatures.items():
+        self.warmup_requests = self._synthetic_warm_up(self.signatures, batch_sizes)
+
+    def _synthetic_warm_up(self, signatures: Mapping[str, SignatureInfo], batch_sizes: Sequence[int]) -> int:
+        """One guessed request per signature and batch size; a failure is logged, never fatal. Returns those run."""
+        count = 0
+        for sig_name, sig in signatures.items():
             for n in sorted(set(batch_sizes)):
                 try:
                     self.predict(sig_name, synthetic_inputs(sig, n))
-                    self.warmup_requests += 1
+                    count += 1
                 except Exception as exc:  # noqa: BLE001 - our guessed input may not suit a foreign model
                     log.warning(
                         "%s: synthetic warm-up of signature %r (batch %d) failed: %s", self, sig_name, n, _short(exc)
                     )
                     break
+        return count
 
-    def _replay_warmup_file(self, path: str, iterations: int) -> int:
+    def _replay_warmup_file(self, path: str, iterations: int, covered: set[str]) -> int:
         """Replay TF Serving's warm-up TFRecord, each record ``iterations`` times; as in TF Serving, a failing record
-        fails the load. Returns the number of requests run."""
+        fails the load. Returns the number of requests run; adds the signatures replayed to ``covered``."""
         import tensorflow as tf
         from tensorflow_serving.apis import prediction_log_pb2
 
@@ -225,6 +259,7 @@ class ServableModel:
                 for _ in range(iterations):
                     self.predict(sig_name, feed)
                     count += 1
+                covered.add(sig_name)
             except Exception as exc:  # noqa: BLE001
                 raise ModelLoadError(f"Warm-up request {i} failed: {_short(exc)}") from exc
         return count

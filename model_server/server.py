@@ -29,6 +29,7 @@ from model_server.logs import AccessLog, RequestLog
 from model_server.metrics import Metrics
 from model_server.model import ServableModel, batch_sizes_for_warmup, import_op_libraries
 from model_server.model_config import ConfigError, ModelConfig, load_model_config_file
+from model_server.onnx_engine import OnnxOptions
 from model_server.repository import ModelRepository
 from model_server.rest import RestTransport
 from model_server.tf_serving_flags import not_applied_warning
@@ -89,6 +90,7 @@ class ModelServer:
             warmup_batch_sizes=self._warmup_sizes,
             tags=self.options.saved_model_tags,
             warmup_iterations=self.options.num_request_iterations_for_warmup,
+            onnx=OnnxOptions(self.options.onnx_engine, self.options.onnx_intra_op_threads),
         )
         if per_model and self.batcher is not None:
             self.batcher.set_model_options(model, batching)

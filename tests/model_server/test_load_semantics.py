@@ -148,3 +148,18 @@ def test_a_failing_warmup_record_fails_the_load(models: dict[str, str], tmp_path
     tfs.write_x_warmup_requests(str(path), [1.0], signature="nope")
     with pytest.raises(ModelLoadError, match='Warm-up request 0 failed: Serving signature name: "nope" not found'):
         loaded(str(path))
+
+
+def test_signatures_the_warmup_file_leaves_out_get_one_synthetic_call(models: dict[str, str]) -> None:
+    model = loaded(models["half_plus_two"])
+    assert model.warmup_requests == 2  # the file's records: TF Serving's count
+    # Its other predict-style signatures (float x in, y out) take a synthetic batch of zeros; the Example-based
+    # classify/regress ones reject the guessed input, which is logged, never fatal.
+    takes_floats = [
+        name
+        for name, sig in model.signatures.items()
+        if name != tfs.PREDICT_SIGNATURE and all(not i.dtype.is_string for i in sig.inputs.values())
+    ]
+    assert takes_floats  # the fixture has some, or this test proves nothing
+    assert model.synthetic_warmup_requests == len(takes_floats)
+    assert loaded(models["half_plus_two"], warmup_iterations=0).synthetic_warmup_requests == 0

@@ -1,0 +1,151 @@
+"""The ONNX engine's load check: the same probe texts through TensorFlow and through ONNX Runtime must agree.
+
+Why at load, on the server: the exporter measured its graph against the SavedModel, but the server runs its own
+ONNX Runtime build, its own tokenizer and its own padding (to the longest row, not ``max_seq_length``), so it checks
+what it will actually serve, once per version, before the first request: the warm-up texts (what the model's owner
+expects) and a built-in varied set, as one batch (mixed fast and TensorFlow tokenization) and one at a time (the
+batch-1 latency path). A failure raises :class:`EngineRejected`, whose text the engine log line carries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from model_server.saved_model_loader import short_error
+from model_server.wordpiece import MASK, TYPE_IDS, WORD_IDS, pad_rows
+
+if TYPE_CHECKING:
+    from model_server.onnx_engine import OnnxSignatureEngine
+
+log = logging.getLogger(__name__)
+
+
+class EngineRejected(Exception):
+    """Why a signature stays on TensorFlow (the text goes into the engine log line)."""
+
+
+MAX_WARMUP_PROBES = 32
+# Texts every load check runs: short and long (past any max_seq_length, so head-and-tail truncation shows), markup,
+# punctuation, casing, control whitespace, over-long words, and non-ASCII (accents, CJK, emoji) for TF's tokenizer.
+PROBE_TEXTS = (
+    "Great movie!",
+    "a",
+    "This film was wonderful, I loved it.",
+    "ThE AcTiNg WaS AWFUL... Don't WASTE your time!!!",
+    "Well... (sort of) -- it's 'fine'; 10/10? #1 @home [ok] {x} ~ ^_^ $5 & 50% *stars* +1 =) |/\\ <3 `q` \"quoted\"",
+    "First paragraph.<br /><br />Second paragraph.<BR>Third < br / > end",
+    "line one\nline two\r\n\tindented\t\ttabs",
+    "unbelievable " + "a" * 100 + " " + "b" * 101 + " end",
+    " ".join(f"Scene {i} was good, the acting was bad." for i in range(90)),
+    "The plot was awful and the acting terrible. " * 40 + "But the ending was WONDERFUL!",
+    "Café déjà vu: a naïve façade, ÀÉÎÕÜ straße",
+    "日本の映画は素晴らしい。Great film",
+    "Loved it 😍🎬 best movie ever",
+    "Mixed “smart quotes” and an en–dash in a good film",
+)
+
+
+def probe_texts(warmup_file: str | None, signature: str, text_input: str) -> list[str]:
+    texts: list[str] = []
+    if warmup_file and os.path.exists(warmup_file):
+        texts = _warmup_texts(warmup_file, signature, text_input)
+    return list(dict.fromkeys([*texts, *PROBE_TEXTS]))
+
+
+def _warmup_texts(path: str, signature: str, text_input: str) -> list[str]:
+    """The texts of the warm-up requests for ``signature`` (at most :data:`MAX_WARMUP_PROBES`)."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from model_server.model import DEFAULT_SIGNATURE
+    from model_server.tensors import proto_to_ndarray
+
+    texts: list[str] = []
+    try:
+        for record in tf.data.TFRecordDataset(path).take(1000).as_numpy_iterator():
+            entry = prediction_log_pb2.PredictionLog.FromString(record)
+            request = entry.predict_log.request
+            if (
+                request.model_spec.signature_name or DEFAULT_SIGNATURE
+            ) != signature or text_input not in request.inputs:
+                continue
+            for value in np.ravel(proto_to_ndarray(request.inputs[text_input], text_input)):
+                if isinstance(value, bytes):
+                    texts.append(value.decode("utf-8", "replace"))
+            if len(texts) >= MAX_WARMUP_PROBES:
+                break
+    except Exception as exc:  # noqa: BLE001 - the warm-up itself reports a bad file; the built-in probes remain
+        log.warning("warm-up texts not read for the ONNX load check: %s", short_error(exc))
+    return texts[:MAX_WARMUP_PROBES]
+
+
+def load_check(engine: OnnxSignatureEngine, probes: Sequence[str]) -> str:
+    """Check the fast tokenizer, then the whole signature, against TensorFlow; the log detail when they agree."""
+    spec, sig = engine.spec, engine.sig
+    texts = np.array([t.encode("utf-8") for t in probes], dtype=object)
+    if engine.fast is not None:
+        _check_fast_tokenizer(engine, texts)
+    expected = engine.run_tf(sig.name, {spec.text_input: texts}, engine.output_names)
+    worst, checks = 0.0, 0
+    batch = engine.run_graph(engine.tokenize(texts))
+    worst = max(worst, _compare(expected, batch, spec.tolerance, "the probe batch"))
+    checks += len(texts)
+    for i in range(len(texts)):  # one at a time too: batch 1 is the latency path, padded to its own length
+        single = engine.run_graph(engine.tokenize(texts[i : i + 1]))
+        row = {k: v[i : i + 1] for k, v in expected.items()}
+        worst = max(worst, _compare(row, single, spec.tolerance, f"probe {i} alone"))
+        checks += 1
+    return f"max |diff| {worst:.2g} on {checks} load checks"
+
+
+def _check_fast_tokenizer(engine: OnnxSignatureEngine, texts: np.ndarray) -> None:
+    """The wordpiece tokenizer's ids must equal the tokenize signature's on the ASCII probes, else it is dropped."""
+    fast = engine.fast
+    assert fast is not None
+    spec = engine.spec
+    out = engine.run_tf(spec.tokenize_signature, {spec.text_input: texts}, [WORD_IDS, MASK, TYPE_IDS])
+    padding = out[WORD_IDS][out[MASK] == 0]
+    if padding.size:
+        fast.pad_id = int(padding[0])  # TF Text pads with 0 whatever [PAD]'s id; the graph masks it anyway
+    prepared = [fast.prepare(v) for v in texts]
+    ascii_rows = [i for i, p in enumerate(prepared) if p is not None]
+    width = out[WORD_IDS].shape[1]
+    rows = fast.encode([prepared[i] or "" for i in ascii_rows])
+    for i, ids in zip(ascii_rows, rows, strict=True):
+        mine = pad_rows([ids], fast.pad_id, max(width, len(ids)))
+        if any(mine[k].shape[1] != width or not np.array_equal(mine[k][0], out[k][i]) for k in mine):
+            log.warning(
+                "signature %s: the wordpiece tokenizer differs from %s on probe %d (%r...); TensorFlow tokenizes",
+                engine.sig.name,
+                spec.tokenize_signature,
+                i,
+                texts[i][:40],
+            )
+            engine.fast = None
+            return
+
+
+def _compare(expected: Mapping[str, Any], got: Mapping[str, Any], tolerance: float, what: str) -> float:
+    worst = 0.0
+    for key, want in expected.items():
+        want, have = np.asarray(want), np.asarray(got[key])
+        if want.shape != have.shape:
+            raise EngineRejected(f"output {key} has shape {have.shape}, TensorFlow's {want.shape}, on {what}")
+        if want.dtype.kind in "fiu":
+            diff = np.abs(want.astype(np.float64) - have.astype(np.float64))
+            both_nan = np.isnan(want.astype(np.float64)) & np.isnan(have.astype(np.float64))
+            diff = np.where(both_nan, 0.0, diff)
+            largest = float(np.max(diff, initial=0.0)) if not np.isnan(diff).any() else float("inf")
+            if not largest <= tolerance:
+                raise EngineRejected(
+                    f"output {key} differs from TensorFlow's by {largest:.3g} > {tolerance:g} on {what}"
+                )
+            worst = max(worst, largest)
+        elif not np.array_equal(want, have):
+            raise EngineRejected(f"output {key} differs from TensorFlow's on {what}")
+    return worst

@@ -1,0 +1,262 @@
+"""ONNX Runtime as the execution engine of the signatures a version's ONNX manifest names, behind TF Serving's API.
+
+A version whose ``assets.extra/onnx_engine.json`` (:mod:`model_server.onnx_manifest`) names a signature gets, for
+it, an ONNX Runtime session of the exported graph, fed by the SavedModel's own tokenize signature or, for printable
+ASCII texts, by the equivalent :class:`~model_server.wordpiece.FastWordPiece`. Before the first request, a load
+check runs the signature both ways on probe texts (the warm-up texts and a built-in varied set) and keeps ONNX
+Runtime only when every numeric output is within the manifest's ``tolerance`` of TensorFlow's and every other output
+equal. Anything that goes wrong (no ``onnxruntime``, a bad manifest or graph, a disagreement) leaves the signature on
+TensorFlow, as a server without the sidecar would serve it: the ONNX files never fail a version's load. Requests
+the engine does not take as they are (another input key, a dtype or rank the signature does not declare, an empty
+batch) and runtime failures are answered by TensorFlow too, so clients see TensorFlow's results and errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from model_server.onnx_checks import EngineRejected, load_check, probe_texts
+from model_server.onnx_manifest import (
+    MANIFEST_FILE,
+    ManifestError,
+    OnnxSignature,
+    engine_log_line,
+    read_onnx_manifest,
+)
+from model_server.saved_model_loader import short_error
+from model_server.wordpiece import MASK, TYPE_IDS, WORD_IDS, FastWordPiece, pad_rows
+
+if TYPE_CHECKING:
+    from model_server.model import SignatureInfo
+
+log = logging.getLogger(__name__)
+
+RunTf = Callable[[str, Mapping[str, np.ndarray], Sequence[str]], dict[str, Any]]  # SessionBundle.run
+_ORT_TYPES = {
+    "float32": "tensor(float)",
+    "float64": "tensor(double)",
+    "float16": "tensor(float16)",
+    "int64": "tensor(int64)",
+    "int32": "tensor(int32)",
+    "int16": "tensor(int16)",
+    "int8": "tensor(int8)",
+    "uint8": "tensor(uint8)",
+    "bool": "tensor(bool)",
+    "string": "tensor(string)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class OnnxOptions:
+    """``--onnx_engine`` (``auto``: use a version's ONNX manifest when it checks out; ``off``: TensorFlow only) and
+    ``--onnx_intra_op_threads`` (0: ONNX Runtime's choice, one thread per physical core)."""
+
+    mode: str = "auto"
+    intra_op_threads: int = 0
+
+
+ONNX_AUTO = OnnxOptions()  # the default: use a manifest that checks out, ONNX Runtime's thread count
+
+
+class OnnxSignatureEngine:
+    """One signature served by ONNX Runtime: tokenize (fast path or the tokenize signature), then the graph."""
+
+    def __init__(
+        self, sig: SignatureInfo, spec: OnnxSignature, session: Any, tokenize_outputs: Sequence[str], run_tf: RunTf
+    ):
+        self.sig = sig
+        self.spec = spec
+        self.session = session
+        self.fast: FastWordPiece | None = None
+        self.graph_inputs = [i.name for i in session.get_inputs()]
+        self.output_names = list(sig.outputs)
+        self._string_outputs = {k for k, v in sig.outputs.items() if v.dtype.is_string}
+        self._tokenize_outputs = list(tokenize_outputs)
+        self._trim_by_mask = MASK in self._tokenize_outputs
+        self.run_tf = run_tf
+        self._runtime_error_logged = False
+
+    @property
+    def description(self) -> str:
+        return f"onnxruntime {self.spec.precision}, {'wordpiece' if self.fast else 'tensorflow'} tokenizer"
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        """The signature's outputs, or ``None`` when TensorFlow should answer this call (see the module docstring)."""
+        texts = inputs.get(self.spec.text_input)
+        if texts is None or len(inputs) != 1 or texts.dtype != object or texts.ndim != 1 or texts.shape[0] == 0:
+            return None
+        feed = self.tokenize(texts)  # a TensorFlow error here is the tokenizer's, as TensorFlow would raise it
+        try:
+            return self.run_graph(feed)
+        except Exception as exc:  # noqa: BLE001 - whatever ONNX Runtime raises, TensorFlow answers instead
+            if not self._runtime_error_logged:
+                self._runtime_error_logged = True
+                log.warning(
+                    "signature %s: ONNX Runtime failed (%s); TensorFlow answers", self.sig.name, short_error(exc)
+                )
+            return None
+
+    def tokenize(self, texts: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's inputs for ``[batch]`` texts: printable-ASCII rows by the fast tokenizer, the others by the
+        tokenize signature, padded together to the longest row."""
+        fast = self.fast
+        prepared = [fast.prepare(v) for v in texts] if fast is not None else [None] * len(texts)
+        slow = [i for i, p in enumerate(prepared) if p is None]
+        if fast is None or len(slow) == len(texts):
+            out = self._tokenize_tf(texts)
+            return {k: out[k] for k in self.graph_inputs}
+        rows: list[list[int]] = [[] for _ in prepared]
+        fast_index = [i for i, p in enumerate(prepared) if p is not None]
+        for i, ids in zip(fast_index, fast.encode([prepared[i] or "" for i in fast_index]), strict=True):
+            rows[i] = ids
+        if not slow:
+            feed = pad_rows(rows, fast.pad_id)
+        else:
+            tf_feed = self._tokenize_tf(texts[slow])
+            width = max(max(len(r) for r in rows), tf_feed[MASK].shape[1])
+            feed = pad_rows(rows, fast.pad_id, width)
+            w = tf_feed[MASK].shape[1]
+            for key in (WORD_IDS, MASK, TYPE_IDS):
+                feed[key][slow, :w] = tf_feed[key]
+        return {k: feed[k] for k in self.graph_inputs}
+
+    def _tokenize_tf(self, texts: np.ndarray) -> dict[str, np.ndarray]:
+        out = self.run_tf(self.spec.tokenize_signature, {self.spec.text_input: texts}, self._tokenize_outputs)
+        if self._trim_by_mask and out[MASK].ndim == 2:  # drop the columns no row uses: the graph takes any length
+            width = max(int(np.max(np.sum(out[MASK] != 0, axis=1), initial=0)), 1)
+            out = {k: v[:, :width] if v.ndim == 2 else v for k, v in out.items()}
+        return out
+
+    def run_graph(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, {k: feed[k] for k in self.graph_inputs})
+        result: dict[str, np.ndarray] = {}
+        for name, value in zip(self.output_names, values, strict=True):
+            if name in self._string_outputs:
+                flat = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in np.ravel(value)]
+                value = np.array(flat, dtype=object).reshape(np.shape(value))
+            result[name] = value
+        return result
+
+
+def load_onnx_engines(
+    model: str,
+    version: int,
+    path: str,
+    signatures: Mapping[str, SignatureInfo],
+    run_tf: RunTf,
+    options: OnnxOptions = ONNX_AUTO,
+    warmup_file: str | None = None,
+) -> dict[str, OnnxSignatureEngine]:
+    """The signatures of one loaded version that ONNX Runtime serves; logs one engine line per manifest signature."""
+    try:
+        manifest = read_onnx_manifest(path)
+    except ManifestError as exc:
+        _log_unusable_manifest(model, version, path, str(exc))
+        return {}
+    engines: dict[str, OnnxSignatureEngine] = {}
+    for name, spec in manifest.items():
+        if name not in signatures:
+            log.warning(
+                "%s names signature %r, which version %d of %s lacks; ignored", MANIFEST_FILE, name, version, model
+            )
+            continue
+        try:
+            if options.mode == "off":
+                raise EngineRejected("--onnx_engine=off")
+            start = time.monotonic()
+            engine = _build(path, signatures, name, spec, run_tf, options)
+            detail = load_check(engine, probe_texts(warmup_file, name, spec.text_input))
+            tokenizer = "wordpiece" if engine.fast else "tensorflow"
+            detail += f"; tokenizer {tokenizer}; checked in {time.monotonic() - start:.1f} s"
+            if spec.measured:
+                detail += "; exporter measured " + ", ".join(f"{k} {v:.3g}" for k, v in sorted(spec.measured.items()))
+        except Exception as exc:  # noqa: BLE001 - any failure of the sidecar leaves the signature on TensorFlow
+            reason = str(exc) if isinstance(exc, EngineRejected) else f"{type(exc).__name__}: {short_error(exc)}"
+            log.info("%s", engine_log_line(model, version, name, "tensorflow", detail=reason))
+            continue
+        engines[name] = engine
+        log.info("%s", engine_log_line(model, version, name, "onnxruntime", spec.precision, detail))
+    return engines
+
+
+def _log_unusable_manifest(model: str, version: int, path: str, reason: str) -> None:
+    """A manifest that does not parse: say so, with an engine line for each signature it seems to name."""
+    log.warning("version %d of %s: ONNX manifest not used: %s", version, model, reason)
+    try:
+        with open(os.path.join(path, MANIFEST_FILE), encoding="utf-8") as f:
+            names = list(json.load(f).get("signatures", {}))
+    except Exception:  # noqa: BLE001 - best effort: the warning above already says why
+        names = []
+    for name in names:
+        log.info("%s", engine_log_line(model, version, str(name), "tensorflow", detail=f"bad manifest: {reason}"))
+
+
+def _build(
+    path: str,
+    signatures: Mapping[str, SignatureInfo],
+    name: str,
+    spec: OnnxSignature,
+    run_tf: RunTf,
+    options: OnnxOptions,
+) -> OnnxSignatureEngine:
+    """The session and the checks of the graph against the two signatures' declared tensors."""
+    sig = signatures[name]
+    text = sig.inputs.get(spec.text_input)
+    if set(sig.inputs) != {spec.text_input} or text is None or not text.dtype.is_string:
+        raise EngineRejected(f"signature {name} does not take the one string input {spec.text_input!r}")
+    tok = signatures.get(spec.tokenize_signature)
+    if tok is None:
+        raise EngineRejected(f"the SavedModel has no tokenize signature {spec.tokenize_signature!r}")
+    tok_text = tok.inputs.get(spec.text_input)
+    if set(tok.inputs) != {spec.text_input} or tok_text is None or not tok_text.dtype.is_string:
+        raise EngineRejected(f"tokenize signature {spec.tokenize_signature} does not take {spec.text_input!r}")
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise EngineRejected(f"onnxruntime is not importable: {short_error(exc)}") from None
+    graph = os.path.join(path, spec.graph)
+    if not os.path.isfile(graph):
+        raise EngineRejected(f"graph {spec.graph} not found")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = options.intra_op_threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3  # errors only: ORT's warnings about its own optimizations are not the server's news
+    session = ort.InferenceSession(graph, sess_options=so, providers=["CPUExecutionProvider"])
+    for i in session.get_inputs():
+        info = tok.outputs.get(i.name)
+        if info is None:
+            raise EngineRejected(f"graph input {i.name} is not an output of {spec.tokenize_signature}")
+        if _ORT_TYPES.get(info.dtype.name) != i.type:
+            raise EngineRejected(f"graph input {i.name} is {i.type}, {spec.tokenize_signature} gives {info.dtype.name}")
+    graph_outputs = {o.name: o.type for o in session.get_outputs()}
+    for key, info in sig.outputs.items():
+        if key not in graph_outputs:
+            raise EngineRejected(f"the graph has no output {key}")
+        if _ORT_TYPES.get(info.dtype.name) != graph_outputs[key]:
+            raise EngineRejected(f"graph output {key} is {graph_outputs[key]}, the signature's is {info.dtype.name}")
+    engine = OnnxSignatureEngine(sig, spec, session, sorted(tok.outputs), run_tf)
+    if spec.wordpiece is not None:
+        if {WORD_IDS, MASK, TYPE_IDS} - set(tok.outputs) or set(engine.graph_inputs) - {WORD_IDS, MASK, TYPE_IDS}:
+            log.warning(
+                "signature %s: tokenize outputs are not %s/%s/%s: no wordpiece tokenizer",
+                name,
+                WORD_IDS,
+                MASK,
+                TYPE_IDS,
+            )
+        else:
+            try:
+                engine.fast = FastWordPiece(spec.wordpiece, path)
+            except (ImportError, ValueError, OSError) as exc:
+                log.warning("signature %s: wordpiece tokenizer not available (%s)", name, short_error(exc))
+    return engine

@@ -61,6 +61,7 @@ class ServerOptions:
     allow_empty_text: bool = False
     onnx_engine: str = "auto"  # auto: serve what a version's ONNX manifest names with ONNX Runtime once it checks out
     onnx_intra_op_threads: int = 0  # 0: ONNX Runtime's choice (one per physical core)
+    onnx_max_batch_size: int = -1  # calls with more rows go to TensorFlow; -1: measured at load, 0: no limit
     enable_signature_method_name_check: bool = False
     access_log_path: str = "-"
     request_log_path: str = ""
@@ -87,6 +88,19 @@ class ServerOptions:
 
 
 # --- command line ------------------------------------------------------------------------------------------------
+
+
+def _onnx_batch_limit(value: str) -> int:
+    """``--onnx_max_batch_size``: ``auto`` (-1) or a row count >= 0."""
+    if value.strip().lower() == "auto":
+        return -1
+    try:
+        limit = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number of rows >= 0, got {value!r}") from None
+    if limit < 0:
+        raise argparse.ArgumentTypeError(f"expected auto or a number of rows >= 0, got {value!r}")
+    return limit
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -172,6 +186,13 @@ def build_arg_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="threads of each ONNX Runtime session (0: ONNX Runtime's choice, one per physical core)",
+    )
+    own.add_argument(
+        "--onnx_max_batch_size",
+        type=_onnx_batch_limit,
+        default=-1,
+        help="auto (default): time both engines at load on 1 and 32 texts and send each call to the faster one by "
+        "its number of rows; 0: ONNX Runtime for every call; N: ONNX Runtime for calls of up to N rows",
     )
     own.add_argument("--access_log_path", default="-", help="JSON-lines access log; '-' is stderr, '' disables it")
     own.add_argument(
@@ -270,6 +291,7 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         allow_empty_text=a.allow_empty_text,
         onnx_engine=a.onnx_engine,
         onnx_intra_op_threads=a.onnx_intra_op_threads,
+        onnx_max_batch_size=a.onnx_max_batch_size,
         enable_signature_method_name_check=a.enable_signature_method_name_check,
         access_log_path=a.access_log_path,
         request_log_path=a.request_log_path,

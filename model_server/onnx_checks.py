@@ -10,8 +10,10 @@ batch-1 latency path). A failure raises :class:`EngineRejected`, whose text the 
 from __future__ import annotations
 
 import logging
+import math
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -149,3 +151,57 @@ def _compare(expected: Mapping[str, Any], got: Mapping[str, Any], tolerance: flo
         elif not np.array_equal(want, have):
             raise EngineRejected(f"output {key} differs from TensorFlow's on {what}")
     return worst
+
+
+CALIBRATION_TEXT = b"This film was wonderful, I loved it."  # a typical short request
+CALIBRATION_ROWS = 32  # a full batch of TF Serving's usual max_batch_size
+
+
+def calibrate(engine: OnnxSignatureEngine, runs: int = 3) -> tuple[int, str]:
+    """Time both engines on 1 and on 32 short texts (best of ``runs``) and return the most rows a call may have for
+    ONNX Runtime to answer it (0: every call), with the figures for the log; raises :class:`EngineRejected` when
+    TensorFlow is faster at both sizes.
+
+    Why: which engine is faster depends on the CPU and the batch (on a 2-core Xeon ONNX Runtime took a third of
+    TensorFlow's time for one sentence, and a little more than TensorFlow for 32); both answer the same within the
+    load check's tolerance, so each call can go to the faster one."""
+    spec = engine.spec
+    batches = [np.array([CALIBRATION_TEXT] * n, dtype=object) for n in (1, CALIBRATION_ROWS)]
+
+    def on_tf(texts: np.ndarray) -> None:
+        engine.run_tf(engine.sig.name, {spec.text_input: texts}, engine.output_names)
+
+    def on_ort(texts: np.ndarray) -> None:
+        engine.run_graph(engine.tokenize(texts))
+
+    tf_ms = [_best_ms(on_tf, b, runs) for b in batches]
+    ort_ms = [_best_ms(on_ort, b, runs) for b in batches]
+    figures = (
+        f"timed 1 / {CALIBRATION_ROWS} rows: onnxruntime {ort_ms[0]:.2f} / {ort_ms[1]:.1f} ms, "
+        f"tensorflow {tf_ms[0]:.2f} / {tf_ms[1]:.1f} ms"
+    )
+    rows = crossover_rows(tf_ms, ort_ms, CALIBRATION_ROWS)
+    if rows is None:
+        raise EngineRejected(f"TensorFlow is faster here ({figures})")
+    return rows, figures
+
+
+def crossover_rows(tf_ms: Sequence[float], ort_ms: Sequence[float], rows: int) -> int | None:
+    """From each engine's time at 1 and at ``rows`` rows (a straight line between them), the most rows at which
+    ONNX Runtime is at least as fast: 0 when it is at both sizes (no limit), ``None`` when it is at neither."""
+    d1, dn = ort_ms[0] - tf_ms[0], ort_ms[1] - tf_ms[1]  # > 0: ONNX Runtime slower
+    if dn <= 0:  # faster on full batches: every call (were it slower alone, that costs little next to batches)
+        return 0
+    if d1 > 0:
+        return None
+    return max(1, math.floor(1 + (-d1) * (rows - 1) / (dn - d1)))
+
+
+def _best_ms(call: Callable[[np.ndarray], None], texts: np.ndarray, runs: int) -> float:
+    call(texts)  # the first call of a shape may pay for allocation
+    best = math.inf
+    for _ in range(runs):
+        start = time.perf_counter()
+        call(texts)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model_server.onnx_checks import EngineRejected, load_check, probe_texts
+from model_server.onnx_checks import EngineRejected, calibrate, load_check, probe_texts
 from model_server.onnx_manifest import (
     MANIFEST_FILE,
     ManifestError,
@@ -56,11 +56,13 @@ _ORT_TYPES = {
 
 @dataclasses.dataclass(frozen=True)
 class OnnxOptions:
-    """``--onnx_engine`` (``auto``: use a version's ONNX manifest when it checks out; ``off``: TensorFlow only) and
-    ``--onnx_intra_op_threads`` (0: ONNX Runtime's choice, one thread per physical core)."""
+    """``--onnx_engine`` (``auto``: use a version's ONNX manifest when it checks out; ``off``: TensorFlow only),
+    ``--onnx_intra_op_threads`` (0: ONNX Runtime's choice, one thread per physical core) and
+    ``--onnx_max_batch_size`` (-1: timed at load, see :func:`~model_server.onnx_checks.calibrate`; 0: no limit)."""
 
     mode: str = "auto"
     intra_op_threads: int = 0
+    max_batch_size: int = -1
 
 
 ONNX_AUTO = OnnxOptions()  # the default: use a manifest that checks out, ONNX Runtime's thread count
@@ -82,17 +84,21 @@ class OnnxSignatureEngine:
         self._tokenize_outputs = list(tokenize_outputs)
         self._trim_by_mask = MASK in self._tokenize_outputs
         self.run_tf = run_tf
+        self.max_rows = 0  # calls with more rows are TensorFlow's (0: none are); set after the load check
         self._runtime_error_logged = False
 
     @property
     def description(self) -> str:
-        return f"onnxruntime {self.spec.precision}, {'wordpiece' if self.fast else 'tensorflow'} tokenizer"
+        rows = f", calls of up to {self.max_rows} rows" if self.max_rows else ""
+        return f"onnxruntime {self.spec.precision}, {'wordpiece' if self.fast else 'tensorflow'} tokenizer{rows}"
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
         """The signature's outputs, or ``None`` when TensorFlow should answer this call (see the module docstring)."""
         texts = inputs.get(self.spec.text_input)
         if texts is None or len(inputs) != 1 or texts.dtype != object or texts.ndim != 1 or texts.shape[0] == 0:
             return None
+        if self.max_rows and texts.shape[0] > self.max_rows:
+            return None  # TensorFlow was faster at this batch size when the version loaded (or the flag says so)
         feed = self.tokenize(texts)  # a TensorFlow error here is the tokenizer's, as TensorFlow would raise it
         try:
             return self.run_graph(feed)
@@ -174,6 +180,13 @@ def load_onnx_engines(
             start = time.monotonic()
             engine = _build(path, signatures, name, spec, run_tf, options)
             detail = load_check(engine, probe_texts(warmup_file, name, spec.text_input))
+            if options.max_batch_size < 0:
+                engine.max_rows, timing = calibrate(engine)
+                detail += f"; {timing}"
+            else:
+                engine.max_rows = options.max_batch_size
+            if engine.max_rows:
+                detail += f"; calls of up to {engine.max_rows} rows, TensorFlow above"
             tokenizer = "wordpiece" if engine.fast else "tensorflow"
             detail += f"; tokenizer {tokenizer}; checked in {time.monotonic() - start:.1f} s"
             if spec.measured:

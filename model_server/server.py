@@ -90,7 +90,9 @@ class ModelServer:
             warmup_batch_sizes=self._warmup_sizes,
             tags=self.options.saved_model_tags,
             warmup_iterations=self.options.num_request_iterations_for_warmup,
-            onnx=OnnxOptions(self.options.onnx_engine, self.options.onnx_intra_op_threads),
+            onnx=OnnxOptions(
+                self.options.onnx_engine, self.options.onnx_intra_op_threads, self.options.onnx_max_batch_size
+            ),
         )
         if per_model and self.batcher is not None:
             self.batcher.set_model_options(model, batching)

@@ -15,7 +15,7 @@ import pytest
 from model_server.config import parse_args
 from model_server.model import ServableModel, import_op_libraries
 from model_server.model_config import ConfigError
-from model_server.onnx_checks import PROBE_TEXTS
+from model_server.onnx_checks import PROBE_TEXTS, crossover_rows
 from model_server.onnx_engine import OnnxOptions, OnnxSignatureEngine
 from model_server.onnx_manifest import MANIFEST_FILE, WordPieceSpec, engines_in_log
 from model_server.process import ServerProcess
@@ -39,12 +39,14 @@ ASCII_TEXTS = [
 NON_ASCII_TEXTS = ["Café was wonderful", "映画 was awful", "the film 😍 was", "naïve ÀWFUL plot"]
 
 
-def _load(path: str, caplog: pytest.LogCaptureFixture | None = None, **onnx: str) -> ServableModel:
+def _load(path: str, caplog: pytest.LogCaptureFixture | None = None, **onnx: Any) -> ServableModel:
+    """Loaded with ONNX Runtime for every batch size unless ``max_batch_size`` is given (the timed default would
+    make which engine answers depend on this machine's speed)."""
     import_op_libraries()
     model = ServableModel("tiny", 1, path)
     if caplog is not None:
         caplog.set_level(logging.INFO)
-    model.load(onnx=OnnxOptions(**onnx))  # type: ignore[arg-type]
+    model.load(onnx=OnnxOptions(**{"max_batch_size": 0, **onnx}))
     return model
 
 
@@ -290,7 +292,7 @@ def test_rest_predict_through_a_server(
 ) -> None:
     base = tmp_path / "tiny"
     copy_version(models["shifted"], base, 1)
-    server = spawn(model_name="tiny", model_base_path=str(base))
+    server = spawn(model_name="tiny", model_base_path=str(base), extra_args=["--onnx_max_batch_size=0"])
     server.wait_for_model("tiny", timeout=120)
     texts = [*ASCII_TEXTS, *NON_ASCII_TEXTS]
     onnx = _load(models["shifted"]).predict(SIG, {"text": _texts(*texts)})
@@ -330,3 +332,50 @@ def test_onnx_runtime_failure_is_answered_by_tensorflow(
     assert got["label"].tolist() == want["label"].tolist()
     np.testing.assert_array_equal(got["probability"], want["probability"])  # TensorFlow's own answer, bit for bit
     assert "ONNX Runtime failed" in caplog.text and "TensorFlow answers" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("tf_ms", "ort_ms", "rows"),
+    [
+        ((18.0, 110.0), (6.0, 122.0), 16),  # faster alone, slower on 32: up to where the lines cross
+        ((18.0, 110.0), (6.0, 100.0), 0),  # faster at both: every call
+        ((5.0, 110.0), (6.0, 100.0), 0),  # faster on batches only: every call too
+        ((5.0, 100.0), (6.0, 110.0), None),  # slower at both: TensorFlow serves
+        ((18.0, 110.0), (17.9, 400.0), 1),  # barely faster alone: batch 1 only
+    ],
+)
+def test_the_timed_crossover_sends_each_batch_size_to_the_faster_engine(
+    tf_ms: tuple[float, float], ort_ms: tuple[float, float], rows: int | None
+) -> None:
+    assert crossover_rows(tf_ms, ort_ms, 32) == rows
+
+
+def test_max_batch_size_sends_larger_calls_to_tensorflow(
+    models: dict[str, str], reference: ServableModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = _load(models["shifted"], caplog, max_batch_size=2)  # ONNX Runtime's answers differ measurably
+    assert model.engines[SIG] == "onnxruntime fp32, wordpiece tokenizer, calls of up to 2 rows"
+    assert "calls of up to 2 rows, TensorFlow above" in engines_in_log(caplog.text)[0]["detail"]
+    texts = _texts(*ASCII_TEXTS[:3])
+    tf = reference.predict(SIG, {"text": texts})["probability"]
+    onnx = _load(models["shifted"]).predict(SIG, {"text": texts})["probability"]
+    np.testing.assert_array_equal(model.predict(SIG, {"text": texts})["probability"], tf)  # 3 rows: TensorFlow
+    np.testing.assert_allclose(model.predict(SIG, {"text": texts[:2]})["probability"], onnx[:2], atol=1e-6)
+    assert np.abs(onnx[:2] - tf[:2]).max() > 1e-4
+
+
+def test_the_default_times_both_engines_at_load(models: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    model = _load(models["good"], caplog, max_batch_size=-1)
+    [line] = engines_in_log(caplog.text)
+    if line["engine"] == "onnxruntime":  # which one won depends on this machine; the log must say what was timed
+        assert "timed 1 / 32 rows: onnxruntime" in line["detail"], line
+        assert model.engines[SIG].startswith("onnxruntime fp32")
+    else:
+        assert "TensorFlow is faster here [timed 1 / 32 rows" in line["detail"], line
+        assert model.engines[SIG] == "tensorflow"
+    options = parse_args(["--model_base_path=/m", "--onnx_max_batch_size=8"])
+    assert options.onnx_max_batch_size == 8
+    assert parse_args(["--model_base_path=/m"]).onnx_max_batch_size == -1
+    assert parse_args(["--model_base_path=/m", "--onnx_max_batch_size=auto"]).onnx_max_batch_size == -1
+    with pytest.raises(SystemExit):
+        parse_args(["--model_base_path=/m", "--onnx_max_batch_size=-3"])

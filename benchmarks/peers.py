@@ -27,10 +27,8 @@ import functools
 import importlib.metadata
 import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR, machine, matmul_peak_flops, print_table, write_result
+from benchmarks.serve_clients import wrk_post
 from benchmarks.texts import REVIEWS, SENTENCES
 from benchmarks.train_bench import QUIET_CORES, OtherLoad
 
@@ -54,7 +53,8 @@ Predict = Callable[[list[str]], Any]
 
 
 def build_and_export(config: Any, encoder: Any, workdir: Path) -> tuple[Any, str]:
-    """`build_model` with a fixed head, and its export (Transform graph + `export_serving_model`) under workdir."""
+    """`build_model` with a fixed head, and its export (Transform graph + `export_serving_model`, with the ONNX
+    engine the configuration's `serving_engine` asks for, as the Trainer exports it) under workdir."""
     import numpy as np
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the Transform graph's tokenizer ops)
@@ -88,7 +88,19 @@ def build_and_export(config: Any, encoder: Any, workdir: Path) -> tuple[Any, str
         _ = transform_fn | tft_beam.WriteTransformFn(str(out))
     metadata_io.write_metadata(metadata, str(out / TFTransformOutput.RAW_METADATA_DIR))
     export_dir = workdir / MODEL / "1"
-    export_serving_model(model, TFTransformOutput(str(out)), config.serving_length_buckets, str(export_dir))
+    from pipeline_modules.trainer.onnx_export import EngineExport
+
+    engine = EngineExport(
+        serving_engine=config.serving_engine,
+        int8_max_accuracy_drop=config.int8_max_accuracy_drop,
+        eval_examples=config.engine_eval_examples,
+        vocab_file=encoder.vocab_file,
+        do_lower_case=encoder.do_lower_case,
+        head_fraction=config.head_fraction,
+    )
+    export_serving_model(
+        model, TFTransformOutput(str(out)), config.serving_length_buckets, str(export_dir), engine=engine
+    )
     return model, str(workdir / MODEL)
 
 
@@ -166,31 +178,6 @@ def remote(kind: str, server: Any) -> tuple[Predict, Any]:
         return client.prediction.Predict(request, timeout=120).outputs[PROBABILITY].float_val
 
     return predict, client
-
-
-def wrk_c32(url: str, seconds: int, sentence: str, workdir: Path) -> dict[str, Any]:
-    """REST throughput at 32 connections from `wrk` (one thread, Lua script posting one sentence per request)."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        return {"measured": False, "reason": "wrk is not installed (apt-get install -y wrk)"}
-    script = workdir / "post.lua"
-    body = json.dumps({"instances": [sentence]}).replace("\\", "\\\\").replace("'", "\\'")
-    script.write_text(f"wrk.method = 'POST'\nwrk.body = '{body}'\nwrk.headers['Content-Type'] = 'application/json'\n")
-    cmd = [wrk, "-t1", "-c32", f"-d{seconds}s", "--latency", "-s", str(script), f"{url}/v1/models/{MODEL}:predict"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=seconds + 60)
-    rate = re.search(r"Requests/sec:\s*([\d.]+)", proc.stdout)
-    errors = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", proc.stdout)
-    p50 = re.search(r"^\s*50%\s+([\d.]+)(us|ms|s)\b", proc.stdout, re.M)
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-    return {
-        "measured": bool(rate) and proc.returncode == 0,
-        "examples_per_s": float(rate.group(1)) if rate else None,
-        "p50_ms": float(p50.group(1)) * scale[p50.group(2)] if p50 else None,
-        "non_2xx": int(errors.group(1)) if errors else 0,
-        "seconds": seconds,
-        "command": " ".join(cmd[:-3] + ["post.lua", cmd[-1]]),
-        "output_tail": proc.stdout[-600:] + proc.stderr[-300:],
-    }
 
 
 # --- the run ---------------------------------------------------------------------------------------------------------
@@ -296,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     ort_args = (encoder.vocab_file, encoder.do_lower_case, config.max_seq_length)
     engines: dict[str, dict[str, Predict]] = {}
     our_predict, servable = ours(base_path)
+    ours_engine = servable.engines.get(SIGNATURE, "tensorflow")  # before unload, which forgets it
+    print(f"ours: {SIGNATURE} runs on {ours_engine}", flush=True)
     engines["ours"] = dict.fromkeys(WORKLOADS, our_predict)
     engines["baseline_tf"] = dict.fromkeys(WORKLOADS, baseline_tf(base_path))
     engines["ort_fp32"] = dict.fromkeys(WORKLOADS, ort_engine(fp32_graph, *ort_args))
@@ -334,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         results, rounds = run_rounds(engines, texts, args)
         if server is not None and args.wrk_seconds > 0:
             print(f"wrk, concurrency 32, {args.wrk_seconds} s ...", flush=True)
-            wrk = wrk_c32(server.rest_url, args.wrk_seconds, SENTENCES[0], workdir)
+            wrk = wrk_post(server.rest_url, MODEL, args.wrk_seconds, SENTENCES[0], workdir)
     finally:
         for client in clients:
             client.close()
@@ -358,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         "rest_p50_ms_short_c1": figure("short_b1", "rest", "p50_ms"),
         "grpc_p50_ms_short_c1": figure("short_b1", "grpc", "p50_ms"),
         "rest_examples_per_s_short_c32": wrk.get("examples_per_s"),
+        "ours_engine": ours_engine,  # which engine answered `ours` (model_server's ONNX engine or TensorFlow)
         "preset": args.preset,
         "encoder": {
             "path": encoder.path,
@@ -376,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "wrk_c32": wrk,
         "not_measured": not_measured,
-        "notes": "ours = model_server.model.ServableModel in-process (SessionBundle); baseline_tf = "
+        "notes": "ours = model_server.model.ServableModel in-process (its engine: ours_engine); baseline_tf = "
         "tf.saved_model.load of the same export (today's fp32 TF path); ORT: default session options, intra_op "
         "threads = cores, "
         "Hugging Face tokenizers padding to the batch's longest, truncating at max_seq_length (ours keeps head and "

@@ -2,6 +2,7 @@
 
 Each factory returns ``make()``; every client thread calls it once for its own connection, then calls the result
 with a request number. The in-process factory calls the model layer directly (the server's upper bound).
+`wrk_post` is the low-CPU load generator for REST at high concurrency.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
+import shutil
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from model_server.model import ServableModel
@@ -211,3 +216,38 @@ def in_process_factory(model: ServableModel, texts: Sequence[str], batch: int) -
         return call
 
     return make
+
+
+def wrk_post(url: str, model: str, seconds: int, sentence: str, workdir: Path, connections: int = 32) -> dict[str, Any]:
+    """REST throughput from `wrk` (one thread: a load generator that costs little CPU, so the figure is the server's),
+    `connections` keep-alive connections each posting one sentence per request (a Lua script)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"measured": False, "reason": "wrk is not installed (apt-get install -y wrk)"}
+    script = workdir / "post.lua"
+    body = json.dumps({"instances": [sentence]}).replace("\\", "\\\\").replace("'", "\\'")
+    script.write_text(f"wrk.method = 'POST'\nwrk.body = '{body}'\nwrk.headers['Content-Type'] = 'application/json'\n")
+    cmd = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        f"{url}/v1/models/{model}:predict",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=seconds + 60)
+    rate = re.search(r"Requests/sec:\s*([\d.]+)", proc.stdout)
+    errors = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", proc.stdout)
+    p50 = re.search(r"^\s*50%\s+([\d.]+)(us|ms|s)\b", proc.stdout, re.M)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    return {
+        "measured": bool(rate) and proc.returncode == 0,
+        "examples_per_s": float(rate.group(1)) if rate else None,
+        "p50_ms": float(p50.group(1)) * scale[p50.group(2)] if p50 else None,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "seconds": seconds,
+        "command": " ".join(cmd[:-3] + ["post.lua", cmd[-1]]),
+        "output_tail": proc.stdout[-600:] + proc.stderr[-300:],
+    }

@@ -33,6 +33,9 @@ def _project_root() -> Path:
 PROJECT_ROOT = _project_root()
 LEARNING_RATE_SCHEDULES = ("warmup_linear_decay", "constant")
 TRAINING_PRECISIONS = ("float32", "mixed_bfloat16")
+# What serves the exported model's `serving_default`: TensorFlow alone (no ONNX graph is exported), ONNX Runtime fp32,
+# or ONNX Runtime on a dynamically quantized int8 graph, used only if its eval accuracy passes the gate below.
+SERVING_ENGINES = ("tensorflow", "onnxruntime", "onnxruntime_int8")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,12 @@ class PipelineConfig:
     # Integrated-gradients steps of the exported model's `explain` signature (per-word attributions): each step is
     # one forward and backward pass; the attributions' sum misses probability - baseline by about 1/steps^2.
     explain_steps: int = 32
+    # The Trainer exports an ONNX graph of the network next to the SavedModel (assets.extra/onnx_engine.json, read by
+    # the model server) when the encoder is built in-process: one of SERVING_ENGINES. An int8 graph is kept only if
+    # its accuracy on (at most engine_eval_examples of) the eval split is at most int8_max_accuracy_drop below fp32's.
+    serving_engine: str = "onnxruntime"
+    int8_max_accuracy_drop: float = 0.003
+    engine_eval_examples: int = 2000
     seed: int = 7
 
     # Tuner (KerasTuner random search over learning rate, dropout and warm-up).
@@ -181,6 +190,12 @@ class PipelineConfig:
             )
         if not 1 <= self.explain_steps <= 1024:
             problems.append(f"explain_steps must be within [1, 1024], got {self.explain_steps}")
+        if self.serving_engine not in SERVING_ENGINES:
+            problems.append(f"serving_engine must be one of {', '.join(SERVING_ENGINES)}, got {self.serving_engine!r}")
+        if not 0.0 <= self.int8_max_accuracy_drop <= 1.0:
+            problems.append(f"int8_max_accuracy_drop must be within [0, 1], got {self.int8_max_accuracy_drop}")
+        if self.engine_eval_examples < 1:
+            problems.append(f"engine_eval_examples must be >= 1, got {self.engine_eval_examples}")
         if any(b < 1 for b in self.serving_length_buckets):
             problems.append(f"serving_length_buckets must be positive, got {self.serving_length_buckets}")
         if self.pooling not in ("mean", "cls"):
@@ -330,6 +345,7 @@ def describe_presets(names: Sequence[str] = tuple(PRESETS)) -> str:
 __all__ = [
     "PROJECT_ROOT",
     "PRESETS",
+    "SERVING_ENGINES",
     "PipelineConfig",
     "add_config_arguments",
     "as_dict",

@@ -38,6 +38,8 @@ class RunSummary:
     infra_reason: str | None
     pushed: bool | None
     pushed_destination: str | None
+    # What served `serving_default` in InfraValidator's server ("onnxruntime fp32", "tensorflow"; None: not recorded).
+    serving_engine: str | None = None
 
     @property
     def total_wall_s(self) -> float:
@@ -121,6 +123,7 @@ def latest_run(metadata_path: str | Path, pipeline_name: str) -> RunSummary:
         infra_reason=None if infra is None else _custom(infra, "reason"),
         pushed=None if pushed is None else bool(_custom(pushed, "pushed")),
         pushed_destination=None if pushed is None else (_custom(pushed, "pushed_destination") or None),
+        serving_engine=None if infra is None else (_custom(infra, "serving_engine") or None),
     )
 
 
@@ -140,6 +143,8 @@ def format_summary(summary: RunSummary, metric_names: tuple[str, ...] = ("binary
         lines.append(
             f"Blessed by InfraValidator: {verdict}" + (f" ({summary.infra_reason})" if summary.infra_reason else "")
         )
+    if summary.serving_engine:
+        lines.append(f"Serving engine (serving_default, as InfraValidator served it): {summary.serving_engine}")
     if summary.pushed:
         lines.append(f"Pushed model: {summary.pushed_destination}")
     elif summary.pushed is not None:

@@ -144,6 +144,9 @@ class TrainerSettings(CustomConfigSettings):
     learning_rate_schedule: str
     train_length_bucketing: bool
     serving_length_buckets: tuple[int, ...]
+    serving_engine: str
+    int8_max_accuracy_drop: float
+    engine_eval_examples: int
     seed: int
     tuner_trials: int
     tuner_learning_rates: tuple[float, ...]

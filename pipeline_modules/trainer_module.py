@@ -20,6 +20,7 @@ from pipeline_modules.trainer.data import count_records, steps_for_epochs, train
 from pipeline_modules.trainer.distribution import distribution_strategy, global_batch_sizes
 from pipeline_modules.trainer.export import export_serving_model
 from pipeline_modules.trainer.model import compile_model, float32_model
+from pipeline_modules.trainer.onnx_export import EngineExport
 from pipeline_modules.trainer.progress import training_callbacks, write_training_summary
 from pipeline_modules.trainer.tuning import random_search, tuned_hyperparameters
 
@@ -74,6 +75,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         settings.serving_length_buckets,
         fn_args.serving_model_dir,
         explain=settings,  # the `explain` signature (integrated gradients) where the encoder is built in-process
+        engine=EngineExport.from_settings(settings),  # the ONNX Runtime graph and manifest, likewise
+        eval_dataset=eval_ds,
     )
 
 

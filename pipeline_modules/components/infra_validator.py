@@ -35,6 +35,7 @@ from tfx.types.standard_artifacts import Examples, InfraBlessing, Model
 from tfx.utils import io_utils, path_utils
 
 from pipeline_modules import features
+from pipeline_modules.components import serving_engines
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def _check_answer(transport: str, rows: list[dict[str, Any]], expected: np.ndarr
     """Contract checks on one transport's rows ({probability, label} per review)."""
     problems = []
     try:
-        probability = np.asarray([row[features.PROBABILITY_OUTPUT] for row in rows], dtype=np.float64)
+        probability = _probabilities(rows)
         labels = [row[features.LABEL_OUTPUT] for row in rows]
     except (KeyError, TypeError, ValueError) as error:
         return [f"{transport}: answer does not follow the contract ({error!r}): {str(rows)[:300]}"]
@@ -99,6 +100,19 @@ def _check_answer(transport: str, rows: list[dict[str, Any]], expected: np.ndarr
     if gap > tolerance:
         problems.append(f"{transport}: differs from in-process scoring by {gap:.2e} (tolerance {tolerance:.0e})")
     return problems
+
+
+def _probabilities(rows: list[dict[str, Any]]) -> np.ndarray:
+    return np.asarray([row[features.PROBABILITY_OUTPUT] for row in rows], dtype=np.float64)
+
+
+def _max_abs_diff(rows: list[dict[str, Any]], expected: np.ndarray) -> float | None:
+    """Served vs in-process probabilities (None when the answer is malformed; `_check_answer` says how)."""
+    try:
+        probability = _probabilities(rows)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return float(np.max(np.abs(probability - expected))) if probability.shape == expected.shape else None
 
 
 def review_example(review: str) -> tf.train.Example:
@@ -172,6 +186,7 @@ def validate_with_model_server(
     report: dict[str, Any] = {"model_name": model_name, "requests": len(reviews)}
     base_path = os.path.join(workdir, model_name)
     io_utils.copy_dir(model_dir, os.path.join(base_path, str(_SERVED_VERSION)))
+    manifest, manifest_error = serving_engines.read_manifest(os.path.join(base_path, str(_SERVED_VERSION)))
     try:
         signature = tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE]
     except (KeyError, OSError, ValueError) as error:
@@ -187,6 +202,16 @@ def validate_with_model_server(
         except (TimeoutError, RuntimeError) as error:
             raise InfraValidationFailed(f"the model server did not make the model available: {error}") from error
         report["load_s"] = round(time.monotonic() - started, 2)
+        # The engine per signature, as the server logged it at load: the tolerance is the one of what serves.
+        engines = serving_engines.served_engines(
+            manifest, server.log_text(), model_name, _SERVED_VERSION, manifest_error
+        )
+        engines.setdefault(
+            features.SERVING_SIGNATURE, {"engine": "tensorflow", "precision": "", "detail": "no ONNX manifest entry"}
+        )
+        report["engines"] = engines
+        serving_tolerance = serving_engines.check_tolerance(engines, features.SERVING_SIGNATURE, tolerance)
+        gaps: list[float | None] = []
         problems: list[str] = []
         texts = list(reviews)
         with server.rest_client() as rest:
@@ -204,8 +229,21 @@ def validate_with_model_server(
                 input_name=features.TEXT_INPUT,
                 signature_name=features.SERVING_SIGNATURE,
             )
-            problems += _check_answer("REST", rows, expected, tolerance)
-            served = np.asarray([row[features.PROBABILITY_OUTPUT] for row in rows], dtype=np.float64)
+            problems += _check_answer("REST", rows, expected, serving_tolerance)
+            gaps.append(_max_abs_diff(rows, expected))
+            # One review per call too: the server may send small and large calls to different engines.
+            singles = [
+                rest.predict_texts(
+                    model_name, [text], input_name=features.TEXT_INPUT, signature_name=features.SERVING_SIGNATURE
+                )[0]
+                for text in texts
+            ]
+            problems += _check_answer("REST, one review per call", singles, expected, serving_tolerance)
+            gaps.append(_max_abs_diff(singles, expected))
+            served = _probabilities(rows)
+            # Classify runs on TensorFlow: held to Predict's answer if TensorFlow gave it, else to the SavedModel's.
+            if not serving_engines.runs_on_tensorflow(engines, features.SERVING_SIGNATURE):
+                served = expected
             problems += _classify_problems("REST", lambda: _rest_classify(rest, model_name, texts), served)
         with server.grpc_client() as grpc_client:
             rows = grpc_client.predict_texts(
@@ -214,7 +252,11 @@ def validate_with_model_server(
                 input_name=features.TEXT_INPUT,
                 signature_name=features.SERVING_SIGNATURE,
             )
-            problems += _check_answer("gRPC", rows, expected, tolerance)
+            problems += _check_answer("gRPC", rows, expected, serving_tolerance)
+            gaps.append(_max_abs_diff(rows, expected))
+        if all(gap is not None for gap in gaps):
+            engines[features.SERVING_SIGNATURE]["max_abs_diff"] = max(gap for gap in gaps if gap is not None)
+            engines[features.SERVING_SIGNATURE]["checked_tolerance"] = serving_tolerance
         target = server.grpc_target
         problems += _classify_problems("gRPC", lambda: _grpc_classify(target, model_name, texts), served)
         if problems:
@@ -230,6 +272,17 @@ def validate_with_model_server(
         raise InfraValidationFailed(f"the model server did not shut down cleanly (exit status {exit_code})")
     report["shutdown_exit_code"] = exit_code
     return report
+
+
+def record_engines(blessing: Any, report: dict[str, Any]) -> None:
+    """The serving engine of `serving_default` (and every signature's, as JSON) in the blessing's custom properties."""
+    if "engines" not in report:
+        return
+    for key, value in serving_engines.blessing_properties(report["engines"], features.SERVING_SIGNATURE).items():
+        if isinstance(value, float):
+            blessing.set_float_custom_property(key, value)
+        else:
+            blessing.set_string_custom_property(key, value)
 
 
 @tfx.dsl.components.component
@@ -257,6 +310,7 @@ def ModelServerInfraValidator(  # noqa: N802 - TFX component names are classes
             workdir=workdir,
         )
         blessed, reason = True, f"served and answered {len(reviews)} reviews over REST and gRPC correctly"
+        reason += f"; {serving_engines.summary(report['engines'], features.SERVING_SIGNATURE)}"
     except InfraValidationFailed as error:
         report, blessed, reason = {"model_name": model_name}, False, str(error)
     finally:
@@ -269,6 +323,7 @@ def ModelServerInfraValidator(  # noqa: N802 - TFX component names are classes
     io_utils.write_string_file(os.path.join(blessing.uri, "INFRA_BLESSED" if blessed else "INFRA_NOT_BLESSED"), "")
     blessing.set_int_custom_property(BLESSED_KEY, int(blessed))
     blessing.set_string_custom_property("reason", reason[:2000])
+    record_engines(blessing, report)
     if not blessed:
         logger.warning("InfraValidator: NOT blessed: %s", reason)
         return

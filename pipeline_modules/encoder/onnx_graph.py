@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from pipeline_modules import features
 from pipeline_modules.encoder.layers import _MASK_BIAS, INPUT_KEYS
 
 OPSET = 17
@@ -28,6 +29,8 @@ SEQUENCE_OUTPUT, POOLED_OUTPUT, POOLED, LOGIT, PROBABILITY = (
     "logit",
     "probability",
 )
+# The serving signature's string output, on request only (`outputs`): "positive" where probability >= 0.5.
+LABEL = features.LABEL_OUTPUT
 
 
 class _Graph:
@@ -114,6 +117,10 @@ def _prune(nodes: list[onnx.NodeProto], initializers: list[onnx.TensorProto], ou
     return list(reversed(kept)), [t for t in initializers if t.name in needed]
 
 
+def _output_type(name: str) -> int:
+    return int(TensorProto.STRING if name == LABEL else TensorProto.FLOAT)
+
+
 def encoder_to_onnx(
     encoder: Any,
     *,
@@ -126,8 +133,9 @@ def encoder_to_onnx(
 
     `pooling`: "mean" (masked mean of `sequence_output`, `trainer.model.MaskedMeanPooling`) or "cls" (BERT's
     pooler), giving the `pooled` output; `head`: the Keras `Dense(1)` logit layer on it (`logit`, and
-    `probability` = sigmoid, [batch] as the serving signature returns it). `outputs` picks the graph outputs
-    (default: all of them). Inputs: `input_word_ids`, `input_mask`, `input_type_ids`, [batch, seq], any size.
+    `probability` = sigmoid, [batch] as the serving signature returns it; `label`, string [batch], only when asked
+    for). `outputs` picks the graph outputs (default: all but `label`). Inputs: `input_word_ids`, `input_mask`,
+    `input_type_ids`, [batch, seq], any size.
     """
     if pooling is not None and pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS} or None, got {pooling!r}")
@@ -180,8 +188,12 @@ def encoder_to_onnx(
         g.dense(POOLED, head, "logit")
         g.nodes[-1].output[0] = LOGIT
         g.op("Squeeze", g.op("Sigmoid", LOGIT), g.const([1], "logit_axis", np.int64), name=PROBABILITY)
-        available += [LOGIT, PROBABILITY]
-    wanted = list(outputs) if outputs else available
+        # As export.py's `predict`: Gather on a string constant by the comparison (ONNX Runtime's CPU kernels take it).
+        labels = g.const([features.NEGATIVE, features.POSITIVE], "labels", dtype=object)
+        positive = g.op("Cast", g.op("GreaterOrEqual", PROBABILITY, g.const(0.5)), to=TensorProto.INT64)
+        g.op("Gather", labels, positive, axis=0, name=LABEL)
+        available += [LOGIT, PROBABILITY, LABEL]
+    wanted = list(outputs) if outputs else [name for name in available if name != LABEL]
     unknown = [name for name in wanted if name not in available]
     if unknown:
         raise ValueError(f"unknown output(s) {unknown}; this graph has {available}")
@@ -194,12 +206,13 @@ def encoder_to_onnx(
         POOLED: ["batch", hidden],
         LOGIT: ["batch", 1],
         PROBABILITY: ["batch"],
+        LABEL: ["batch"],
     }
     graph = helper.make_graph(
         nodes,
         "bert_encoder",
         [helper.make_tensor_value_info(key, index, ["batch", "seq"]) for key in INPUT_KEYS],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shapes[name]) for name in wanted],
+        [helper.make_tensor_value_info(name, _output_type(name), shapes[name]) for name in wanted],
         initializer=initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="bert-imdb")
@@ -237,4 +250,4 @@ def quantize_dynamic_int8(model: onnx.ModelProto, workdir: str, *, per_channel: 
     return onnx.load(target)
 
 
-__all__ = ["OPSET", "encoder_to_onnx", "quantize_dynamic_int8", "sentiment_model_to_onnx"]
+__all__ = ["LABEL", "OPSET", "PROBABILITY", "encoder_to_onnx", "quantize_dynamic_int8", "sentiment_model_to_onnx"]

@@ -9,7 +9,7 @@ tokenization and the same network, so the same review gets the same probability 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -20,6 +20,13 @@ from pipeline_modules import features
 from pipeline_modules.settings import TrainerSettings
 from pipeline_modules.trainer.data import padded_length
 from pipeline_modules.trainer.explain import EXPLAIN_HINTS, explain_signatures_for
+from pipeline_modules.trainer.onnx_export import (
+    TOKENIZE_SIGNATURE,
+    EngineExport,
+    export_onnx_engine_or_log,
+    vocab_asset,
+    wants_onnx_engine,
+)
 
 # What the model server should know about these signatures (assets.extra/model_server.json, read at load): the
 # text must be non-empty UTF-8, and which tf.Example feature carries it (request-log masking, synthetic warm-up).
@@ -97,6 +104,19 @@ def serving_signatures(
     }
 
 
+def tokenize_signature(model: tf.keras.Model, length_buckets: list[int] | None = None) -> Any:
+    """`tokenize`: text [batch] to the encoder's int64 inputs, cut to the length bucket as `predict` cuts them (the
+    ONNX engine's exact tokenization; call after `serving_signatures`, whose Transform layer it reuses)."""
+
+    def tokenize(text: tf.Tensor) -> dict[str, tf.Tensor]:
+        transformed = model.tft_layer({features.REVIEW_KEY: text})
+        inputs = {key: tf.cast(transformed[key], tf.int64) for key in features.ENCODER_INPUT_KEYS}
+        return trim_to_length_bucket(inputs, length_buckets) if length_buckets else inputs
+
+    spec = tf.TensorSpec([None], tf.string, name=features.TEXT_INPUT)
+    return tf.function(tokenize, input_signature=[spec]).get_concrete_function()
+
+
 def write_signature_methods(export_dir: str, methods: Mapping[str, str]) -> None:
     """Set SignatureDef method names in a saved SavedModel (local or any TensorFlow file system).
 
@@ -136,11 +156,14 @@ def export_serving_model(
     serving_length_buckets: Sequence[int],
     serving_model_dir: str,
     explain: TrainerSettings | None = None,
+    engine: EngineExport | None = None,
+    eval_dataset: Iterable[Any] | None = None,
 ) -> None:
     """Save the trained model with its signatures where Trainer's `Model` artifact expects it.
 
     With the Trainer's settings as `explain`, the model also gets the `explain` signature (`trainer.explain`) if its
-    encoder is in-process; run_fn passes them.
+    encoder is in-process; run_fn passes them. With `engine`, an in-process model also gets the `tokenize` signature
+    and the ONNX Runtime graph and manifest (`trainer.onnx_export`), measured on `eval_dataset`'s batches.
     """
     buckets = serving_buckets(serving_length_buckets, padded_length(tf_transform_output))
     signatures = serving_signatures(model, tf_transform_output, buckets)
@@ -149,6 +172,12 @@ def export_serving_model(
         explained = explain_signatures_for(model, explain, padded_length(tf_transform_output))
         signatures.update(explained)
         hints.update({name: EXPLAIN_HINTS for name in explained})
+    accelerated = engine is not None and wants_onnx_engine(model, engine)
+    if engine is not None and accelerated:
+        signatures[TOKENIZE_SIGNATURE] = tokenize_signature(model, buckets)
+        model.onnx_engine_vocab = vocab_asset(engine)  # tracked: saved as assets/vocab.txt, the server's tokenizer
     model.save(serving_model_dir, save_format="tf", signatures=signatures, include_optimizer=False)
     write_signature_methods(serving_model_dir, SIGNATURE_METHODS)
     write_serving_hints(serving_model_dir, hints)
+    if engine is not None and accelerated:
+        export_onnx_engine_or_log(model, serving_model_dir, engine, padded_length(tf_transform_output), eval_dataset)

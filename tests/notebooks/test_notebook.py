@@ -211,6 +211,12 @@ def test_pushes_one_complete_version_to_the_serving_dir(executed) -> None:
     assert "saved_model.pb" in push_text
 
 
+def test_shows_the_serving_engine_the_trainer_exported_and_the_server_ran(executed) -> None:
+    text = _text(_tagged(executed["nb"], "serving-engine"))
+    assert re.search(r"serving_default: ONNX Runtime fp32, tolerance 0\.0001, measured \{'max_abs_diff': ", text), text
+    assert "InfraValidator's server ran serving_default on: onnxruntime fp32" in text
+
+
 def test_runs_every_pipeline_component_once(executed) -> None:
     nb = executed["nb"]
     config_text = _text(_tagged(nb, "config"))

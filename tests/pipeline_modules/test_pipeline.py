@@ -30,6 +30,7 @@ EXPECTED_COMPONENTS = {
     "Evaluator",
     "InfraValidator",
     "Pusher",
+    "BulkInferrer",  # the smoke run turns bulk_inference on (README: --bulk-inference true)
 }
 REVIEWS = [
     "An absolute triumph: moving, funny and beautifully acted. I loved every minute.",
@@ -49,7 +50,9 @@ class SmokeRun:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory, smoke_encoder) -> SmokeRun:
     root = tmp_path_factory.mktemp("smoke-pipeline")
-    config = config_for("smoke", pipeline_root=str(root / "root"), serving_model_dir=str(root / "serving"))
+    config = config_for(
+        "smoke", pipeline_root=str(root / "root"), serving_model_dir=str(root / "serving"), bulk_inference=True
+    )
     source = prepare_data_source(config, None)
     assert run(config, source=source, encoder=smoke_encoder) == 0
     summary = latest_run(config.metadata_path_resolved, config.pipeline_name)
@@ -275,3 +278,38 @@ def test_the_pushed_model_explains_its_scores(pushed_model) -> None:
     miss = np.abs(out[explain.ATTRIBUTIONS_OUTPUT].sum(axis=1) - delta)
     assert np.all(miss < 5e-3), (miss, delta)  # the smoke preset's explain_steps, a 2-layer MiniLM
     assert out[explain.TRUNCATED_OUTPUT][3].any() and not out[explain.TRUNCATED_OUTPUT][:3].any()
+
+
+def test_bulk_inferrer_scores_every_eval_example_as_the_pushed_model_does(smoke_run: SmokeRun, pushed_model) -> None:
+    (scored,) = [a for a in smoke_run.summary.artifacts["Examples"] if "BulkInferrer" in a.uri]
+    files = tf.io.gfile.glob(f"{scored.uri}/Split-eval/*")
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    rows = []
+    for record in records.as_numpy_iterator():
+        feature = tf.train.Example.FromString(record).features.feature
+        rows.append(
+            (
+                feature["review"].bytes_list.value[0].decode(),
+                feature["label"].int64_list.value[0],  # the true label is kept beside the model's
+                feature["probability"].float_list.value[0],
+                feature["predicted_label"].bytes_list.value[0].decode(),
+            )
+        )
+    assert len(rows) == 2 * smoke_run.config.synthetic_reviews_per_class  # every kept eval example, none lost
+    answer = pushed_model.signatures[features.SERVING_SIGNATURE](
+        **{features.TEXT_INPUT: tf.constant([r[0] for r in rows])}
+    )
+    np.testing.assert_allclose([r[2] for r in rows], answer[features.PROBABILITY_OUTPUT].numpy(), atol=1e-5)
+    assert [r[3] for r in rows] == [v.decode() for v in answer[features.LABEL_OUTPUT].numpy()]
+    assert {r[1] for r in rows} == {0, 1}
+
+
+def test_the_pushed_version_carries_its_onnx_engine_and_the_server_ran_it(smoke_run: SmokeRun) -> None:
+    from model_server.onnx_manifest import read_onnx_manifest
+
+    (version,) = [p for p in smoke_run.serving_dir.iterdir() if p.name.isdigit()]
+    manifest = read_onnx_manifest(str(version))
+    spec = manifest[features.SERVING_SIGNATURE]
+    assert (version / spec.graph).is_file() and spec.precision == "fp32"
+    assert spec.measured["max_abs_diff"] <= spec.tolerance == 1e-4
+    assert smoke_run.summary.serving_engine == "onnxruntime fp32"  # what InfraValidator's server logged it ran

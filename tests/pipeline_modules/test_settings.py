@@ -41,6 +41,7 @@ def test_every_field_comes_from_the_config_or_the_encoder(settings_class: type[C
         max_seq_length=40, head_fraction=0.4, pooling="cls", dropout=0.15, learning_rate=2e-5, weight_decay=0.02,
         warmup_fraction=0.05, num_epochs=3.0, train_batch_size=5, eval_batch_size=7, jit_compile=True,
         training_precision="mixed_bfloat16", explain_steps=8,
+        serving_engine="onnxruntime_int8", int8_max_accuracy_drop=0.01, engine_eval_examples=500,
         learning_rate_schedule="constant", train_length_bucketing=False, serving_length_buckets=(24, 48), seed=99,
         tuner_trials=4, tuner_learning_rates=(1e-5,), tuner_dropouts=(0.3,), tuner_warmup_fractions=(0.2, 0.3),
         encoder_handle="not-the-resolved-handle",

@@ -6,13 +6,15 @@
 
 One model, built here from the preset's encoder (`build_model`, mean or CLS pooling, a fixed random head) and exported
 with the product's Transform graph and `export_serving_model`, is run by:
-  ours       `model_server.model.ServableModel` on the export, in-process (`serving_default`: its own tokenization)
+  ours       `model_server.model.ServableModel` on the export, in-process (`serving_default` on the engine the
+             server picks: ONNX Runtime when the export carries its graph)
   baseline_tf the same export through `tf.saved_model.load`: today's fp32 TF path, whatever the server does later
   ort_fp32 / ort_int8  `pipeline_modules.encoder.onnx_graph` of the same Keras weights, in ONNX Runtime (int8:
              `quantize_dynamic`), tokenized by Hugging Face `tokenizers` with the encoder's vocab, as its users would
-  rest / grpc the model server on the export, concurrency 1, one keep-alive client (batch 1 x short only)
-and with the server's batching on, concurrency 32 from `wrk` (a low-CPU REST load generator; skipped, saying so, when
-it is not installed). Workloads: batch 1 x a short sentence, batch 32 x short sentences, batch 32 x full reviews.
+  rest / grpc the model server on the export (batching off, as TF Serving's default), concurrency 1, one keep-alive
+             client (batch 1 x short only)
+then, with the server's batching on, concurrency 32 from `wrk` (a low-CPU REST load generator; skipped, saying so,
+when it is not installed). Workloads: batch 1 x a short sentence, batch 32 x short sentences, batch 32 x full reviews.
 Rounds interleave every engine (A, B, C, A, B, C..., the order rotating); figures are medians over rounds of each
 round's median call (also over the rounds where other processes used under 0.3 cores: `p50_ms_quiet_rounds`);
 other processes' CPU use is recorded per round. PyTorch is not measured (see `NOT_MEASURED`).
@@ -156,6 +158,22 @@ def ort_engine(onnx_model: Any, vocab_file: str, lower_case: bool, max_length: i
     return predict
 
 
+def serve(base_path: str, workdir: Path, *, batching: bool) -> Any:
+    """The model server on the export; with batching, batches of up to 32 formed within 2 ms (for concurrency 32)."""
+    from model_server.process import start_server
+
+    args = ["--access_log_path="]
+    if batching:
+        params = workdir / "batching.txt"
+        params.write_text("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 2000 }\n")
+        args += ["--enable_batching", f"--batching_parameters_file={params}"]
+    server = start_server(
+        model_name=MODEL, model_base_path=base_path, extra_args=args, log_path=str(workdir / "server.log")
+    )
+    server.wait_for_model(MODEL, timeout=600)
+    return server
+
+
 def remote(kind: str, server: Any) -> tuple[Predict, Any]:
     """One keep-alive REST client or one gRPC channel, a request of one sentence at a time."""
     from model_server.client import GrpcClient, RestClient
@@ -230,7 +248,7 @@ def run_rounds(engines: dict[str, dict[str, Predict]], texts: dict[str, list[str
         order = pairs[r % len(pairs) :] + pairs[: r % len(pairs)]
         for workload, engine in order:
             predict, batch = engines[engine][workload], texts[workload]
-            repeats = args.repeats * (4 if workload == "short_b1" else 1)
+            repeats = args.repeats * (10 if workload == "short_b1" else 1)
             times = []
             for _ in range(repeats):
                 started = time.perf_counter()
@@ -257,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="full", help="encoder, layers, max_seq_length and pooling come from it")
     parser.add_argument("--imdb-archive", default=None, help="real IMDB test reviews for the long workload")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per engine and round (x4 at batch 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per engine and round (x10 at batch 1)")
     parser.add_argument("--short-batch", type=int, default=32)
     parser.add_argument("--long-batch", type=int, default=32)
     parser.add_argument("--peak-seconds", type=float, default=3.0)
@@ -303,17 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     server, clients, wrk = None, [], {"measured": False, "reason": "--no-server"}
     if not args.no_server:
-        from model_server.process import start_server
-
-        batching = workdir / "batching.txt"
-        batching.write_text("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 2000 }\n")
-        server = start_server(
-            model_name=MODEL,
-            model_base_path=base_path,
-            extra_args=["--access_log_path=", "--enable_batching", f"--batching_parameters_file={batching}"],
-            log_path=str(workdir / "server.log"),
-        )
-        server.wait_for_model(MODEL, timeout=600)
+        server = serve(base_path, workdir, batching=False)  # concurrency 1: TF Serving's default, no batch timeout
         for kind in ("rest", "grpc"):
             predict, client = remote(kind, server)
             engines[kind] = {"short_b1": predict}
@@ -322,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.rounds} interleaved rounds of {', '.join(engines)} ...", flush=True)
         results, rounds = run_rounds(engines, texts, args)
         if server is not None and args.wrk_seconds > 0:
-            print(f"wrk, concurrency 32, {args.wrk_seconds} s ...", flush=True)
+            server.stop()
+            server = serve(base_path, workdir, batching=True)
+            print(f"wrk, concurrency 32, batching on, {args.wrk_seconds} s ...", flush=True)
             wrk = wrk_post(server.rest_url, MODEL, args.wrk_seconds, SENTENCES[0], workdir)
     finally:
         for client in clients:

@@ -213,7 +213,8 @@ def test_pushes_one_complete_version_to_the_serving_dir(executed) -> None:
 
 def test_shows_the_serving_engine_the_trainer_exported_and_the_server_ran(executed) -> None:
     text = _text(_tagged(executed["nb"], "serving-engine"))
-    assert re.search(r"serving_default: ONNX Runtime fp32, tolerance 0\.0001, measured \{'max_abs_diff': ", text), text
+    assert "serving_default: ONNX Runtime fp32, tolerance 0.0001, measured {" in text, text
+    assert re.search(r"'max_abs_diff': \d", text), text  # the Trainer's measured difference from the SavedModel
     assert "InfraValidator's server ran serving_default on: onnxruntime fp32" in text
 
 

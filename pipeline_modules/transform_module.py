@@ -23,7 +23,7 @@ PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
 
 # HTML line breaks are the only markup in IMDB reviews (`<br /><br />` between paragraphs).
-_HTML_LINE_BREAK = r"(?i)<\s*br\s*/?\s*>"
+HTML_LINE_BREAK = r"(?i)<\s*br\s*/?\s*>"
 
 
 def _read_vocabulary(vocab_file: str) -> list[str]:
@@ -81,7 +81,7 @@ def encode_reviews(
 ) -> dict[str, tf.Tensor]:
     """Review strings [batch] to int64 [batch, max_seq_length] encoder inputs (used by `preprocessing_fn`)."""
     tokenizer, cls_id, sep_id = _tokenizer(_read_vocabulary(vocab_file), do_lower_case)
-    text = tf.strings.regex_replace(reviews, _HTML_LINE_BREAK, " ")
+    text = tf.strings.regex_replace(reviews, HTML_LINE_BREAK, " ")
     token_ids = tokenizer.tokenize(text).merge_dims(-2, -1)
     budget = max_seq_length - 2  # room for [CLS] and [SEP]
     head = int(round(budget * head_fraction))

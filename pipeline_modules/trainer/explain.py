@@ -33,7 +33,7 @@ from model_server.hints import EXPLAIN_SIGNATURE, SignatureHints
 from pipeline_modules import features
 from pipeline_modules.settings import TrainerSettings
 from pipeline_modules.transform_module import (
-    _HTML_LINE_BREAK,
+    HTML_LINE_BREAK,
     PAD_TOKEN,
     _head_and_tail,
     _read_vocabulary,
@@ -101,7 +101,7 @@ class WordPieces(tf.Module):
         self.head = int(round(self.budget * tokenization.head_fraction))
 
     def __call__(self, text: tf.Tensor) -> Alignment:
-        cleaned = tf.strings.regex_replace(text, _HTML_LINE_BREAK, " ")
+        cleaned = tf.strings.regex_replace(text, HTML_LINE_BREAK, " ")
         words = tf.strings.split(cleaned)  # [batch, (words)]
         per_word = self.tokenizer.tokenize(words.values).merge_dims(-2, -1)  # [total words, (pieces)]
         pieces_per_review = tf.math.unsorted_segment_sum(per_word.row_lengths(), words.value_rowids(), words.nrows())

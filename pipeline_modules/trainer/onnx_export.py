@@ -28,7 +28,7 @@ from model_server.onnx_checks import PROBE_TEXTS as SERVER_PROBE_TEXTS
 from model_server.onnx_manifest import DEFAULT_TOLERANCE, OnnxSignature, WordPieceSpec, write_onnx_manifest
 from pipeline_modules import features
 from pipeline_modules.settings import TrainerSettings
-from pipeline_modules.transform_module import _HTML_LINE_BREAK
+from pipeline_modules.transform_module import HTML_LINE_BREAK
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def _wordpiece(export_dir: str, engine: EngineExport, max_seq_length: int) -> Wo
         lower_case=engine.do_lower_case,
         max_seq_length=max_seq_length,
         head_tokens=int(round((max_seq_length - 2) * engine.head_fraction)),  # as transform_module.encode_reviews
-        replacements=((_HTML_LINE_BREAK, " "),),
+        replacements=((HTML_LINE_BREAK, " "),),
     )
 
 

@@ -56,7 +56,7 @@ def build_onnx_sentiment_model(
     """Write the SavedModel, graph, vocabulary asset, serving hints and (unless ``manifest=False``) the manifest."""
     import tensorflow as tf
 
-    from pipeline_modules.transform_module import _HTML_LINE_BREAK, encode_reviews
+    from pipeline_modules.transform_module import HTML_LINE_BREAK, encode_reviews
 
     os.makedirs(os.path.join(export_dir, "assets"), exist_ok=True)
     vocab_file = os.path.join(export_dir, "assets", "vocab.txt")
@@ -104,7 +104,7 @@ def build_onnx_sentiment_model(
             lower_case=manifest_lower_case,
             max_seq_length=MAX_SEQ_LENGTH,
             head_tokens=head_tokens(),
-            replacements=((_HTML_LINE_BREAK, " "),),
+            replacements=((HTML_LINE_BREAK, " "),),
         )
         sig = OnnxSignature(
             graph=GRAPH, text_input=TEXT, tokenize_signature=TOKENIZE, tolerance=tolerance, wordpiece=spec

@@ -138,7 +138,7 @@ def test_fast_tokenizer_on_a_real_bert_vocabulary(minilm_vocab_file: str) -> Non
 
     import tensorflow as tf
 
-    from pipeline_modules.transform_module import _HTML_LINE_BREAK, encode_reviews
+    from pipeline_modules.transform_module import HTML_LINE_BREAK, encode_reviews
 
     texts = [
         'Unbelievably, the U.S.A. e-mail said: "I didn\'t LOVE it"... 10/10 (well, 9.5)!',
@@ -153,7 +153,7 @@ def test_fast_tokenizer_on_a_real_bert_vocabulary(minilm_vocab_file: str) -> Non
         True,
         max_seq_length,
         head_tokens(max_seq_length),
-        ((_HTML_LINE_BREAK, " "),),
+        ((HTML_LINE_BREAK, " "),),
     )
     fast = FastWordPiece(spec, os.path.dirname(minilm_vocab_file))
     want = encode_reviews(

@@ -64,7 +64,7 @@ def build_and_export(config: Any, encoder: Any, workdir: Path) -> tuple[Any, str
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
     from pipeline_modules import features
-    from pipeline_modules.settings import TransformSettings
+    from pipeline_modules.settings import TrainerSettings, TransformSettings
     from pipeline_modules.trainer.export import export_serving_model
     from pipeline_modules.trainer.model import build_model
     from pipeline_modules.transform_module import preprocessing_fn
@@ -92,14 +92,7 @@ def build_and_export(config: Any, encoder: Any, workdir: Path) -> tuple[Any, str
     export_dir = workdir / MODEL / "1"
     from pipeline_modules.trainer.onnx_export import EngineExport
 
-    engine = EngineExport(
-        serving_engine=config.serving_engine,
-        int8_max_accuracy_drop=config.int8_max_accuracy_drop,
-        eval_examples=config.engine_eval_examples,
-        vocab_file=encoder.vocab_file,
-        do_lower_case=encoder.do_lower_case,
-        head_fraction=config.head_fraction,
-    )
+    engine = EngineExport.from_settings(TrainerSettings.from_config(config, encoder))  # as run_fn builds it
     export_serving_model(
         model, TFTransformOutput(str(out)), config.serving_length_buckets, str(export_dir), engine=engine
     )

@@ -29,13 +29,17 @@ or input the model lacks fails the load, so a typo cannot silently switch a chec
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
-log = logging.getLogger(__name__)
+from model_server.version_json import (
+    read_version_file,
+    signature_entries,
+    version_file_json,
+    warn_unknown_keys,
+    write_version_file,
+)
 
 HINTS_FILE = os.path.join("assets.extra", "model_server.json")
 # By convention, the signature REST ``:explain`` runs (KServe V1's explain verb; the body is that of ``:predict``).
@@ -81,9 +85,7 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
 def _signature_hints(doc: Any, where: str) -> SignatureHints:
     if not isinstance(doc, dict):
         raise HintsError(f"{where} must be an object")
-    unknown = sorted(set(doc) - set(_KNOWN_KEYS))
-    if unknown:
-        log.warning("%s: ignoring unknown hint(s) %s", where, ", ".join(unknown))
+    warn_unknown_keys(doc, _KNOWN_KEYS, where, "hint(s)")
     features = doc.get("input_features", {})
     if not isinstance(features, dict) or not all(isinstance(v, str) and v for v in features.values()):
         raise HintsError(f"{where}.input_features must map input names to feature names")
@@ -99,48 +101,24 @@ def _signature_hints(doc: Any, where: str) -> SignatureHints:
 
 def parse_serving_hints(text: str, source: str = HINTS_FILE) -> dict[str, SignatureHints]:
     """The hints per signature name, from the file's JSON text; raises :class:`HintsError`."""
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise HintsError(f"{source}: not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise HintsError(f"{source}: must be a JSON object")
-    if doc.get("format") != FORMAT:
-        raise HintsError(f"{source}: format {doc.get('format')!r} is not supported (this server reads {FORMAT})")
-    signatures = doc.get("signatures", {})
-    if not isinstance(signatures, dict):
-        raise HintsError(f"{source}: 'signatures' must be an object")
+    signatures = signature_entries(text, source, FORMAT, HintsError, required=False)
     return {name: _signature_hints(value, f"{source}: signatures.{name}") for name, value in signatures.items()}
 
 
 def read_serving_hints(version_dir: str) -> dict[str, SignatureHints]:
     """The hints of a model version on local disk; empty when it has no hints file."""
-    path = os.path.join(version_dir, HINTS_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HintsError(f"cannot read {path}: {exc}") from None
-    return parse_serving_hints(text, path)
+    found = read_version_file(version_dir, HINTS_FILE, HintsError)
+    return {} if found is None else parse_serving_hints(*found)
 
 
 def serving_hints_json(signatures: Mapping[str, SignatureHints]) -> str:
     """The file's text for these hints (what :func:`write_serving_hints` writes)."""
-    doc = {"format": FORMAT, "signatures": {name: hints.to_json() for name, hints in signatures.items()}}
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return version_file_json(FORMAT, {name: hints.to_json() for name, hints in signatures.items()})
 
 
 def write_serving_hints(export_dir: str, signatures: Mapping[str, SignatureHints]) -> str:
     """Write the hints into a SavedModel directory (local or any TensorFlow file system, e.g. ``gs://``); returns the
     file's path. Call it after the SavedModel is saved, before the version is published."""
-    import tensorflow as tf
-
     text = serving_hints_json(signatures)
     parse_serving_hints(text)  # what we write, we can read
-    path = os.path.join(export_dir, HINTS_FILE)
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(text)
-    return path
+    return write_version_file(export_dir, HINTS_FILE, text)

@@ -48,14 +48,18 @@ Keys this server does not know are logged and ignored; another ``format`` or a m
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
-log = logging.getLogger(__name__)
+from model_server.version_json import (
+    read_version_file,
+    signature_entries,
+    version_file_json,
+    warn_unknown_keys,
+    write_version_file,
+)
 
 MANIFEST_FILE = os.path.join("assets.extra", "onnx_engine.json")
 FORMAT = 1
@@ -160,9 +164,7 @@ def _positive_int(doc: Mapping[str, Any], key: str, where: str, minimum: int = 1
 def _wordpiece(doc: Any, where: str) -> WordPieceSpec:
     if not isinstance(doc, dict):
         raise ManifestError(f"{where} must be an object")
-    unknown = sorted(set(doc) - set(_WORDPIECE_KEYS))
-    if unknown:
-        log.warning("%s: ignoring unknown key(s) %s", where, ", ".join(unknown))
+    warn_unknown_keys(doc, _WORDPIECE_KEYS, where)
     if not isinstance(doc.get("lower_case"), bool):
         raise ManifestError(f"{where}.lower_case must be true or false")
     max_seq_length = _positive_int(doc, "max_seq_length", where, minimum=3)
@@ -186,9 +188,7 @@ def _wordpiece(doc: Any, where: str) -> WordPieceSpec:
 def _signature(doc: Any, where: str) -> OnnxSignature:
     if not isinstance(doc, dict):
         raise ManifestError(f"{where} must be an object")
-    unknown = sorted(set(doc) - set(_SIGNATURE_KEYS))
-    if unknown:
-        log.warning("%s: ignoring unknown key(s) %s", where, ", ".join(unknown))
+    warn_unknown_keys(doc, _SIGNATURE_KEYS, where)
     precision = doc.get("precision", "fp32")
     if precision not in PRECISIONS:
         raise ManifestError(f"{where}.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -212,50 +212,26 @@ def _signature(doc: Any, where: str) -> OnnxSignature:
 
 def parse_onnx_manifest(text: str, source: str = MANIFEST_FILE) -> dict[str, OnnxSignature]:
     """The ONNX signatures by name, from the manifest's JSON text; raises :class:`ManifestError`."""
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise ManifestError(f"{source}: not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ManifestError(f"{source}: must be a JSON object")
-    if doc.get("format") != FORMAT:
-        raise ManifestError(f"{source}: format {doc.get('format')!r} is not supported (this server reads {FORMAT})")
-    signatures = doc.get("signatures")
-    if not isinstance(signatures, dict) or not signatures:
-        raise ManifestError(f"{source}: 'signatures' must be a non-empty object")
+    signatures = signature_entries(text, source, FORMAT, ManifestError, required=True)
     return {name: _signature(value, f"{source}: signatures.{name}") for name, value in signatures.items()}
 
 
 def read_onnx_manifest(version_dir: str) -> dict[str, OnnxSignature]:
     """The manifest of a model version on local disk; empty when the version has none."""
-    path = os.path.join(version_dir, MANIFEST_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"cannot read {path}: {exc}") from None
-    return parse_onnx_manifest(text, path)
+    found = read_version_file(version_dir, MANIFEST_FILE, ManifestError)
+    return {} if found is None else parse_onnx_manifest(*found)
 
 
 def onnx_manifest_json(signatures: Mapping[str, OnnxSignature]) -> str:
-    doc = {"format": FORMAT, "signatures": {name: sig.to_json() for name, sig in signatures.items()}}
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return version_file_json(FORMAT, {name: sig.to_json() for name, sig in signatures.items()})
 
 
 def write_onnx_manifest(export_dir: str, signatures: Mapping[str, OnnxSignature]) -> str:
     """Write the manifest into a SavedModel directory (local or any TensorFlow file system); returns its path. Call
     it after the graph files are in place, before the version is published."""
-    import tensorflow as tf
-
     text = onnx_manifest_json(signatures)
     parse_onnx_manifest(text)  # what we write, we can read
-    path = os.path.join(export_dir, MANIFEST_FILE)
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(text)
-    return path
+    return write_version_file(export_dir, MANIFEST_FILE, text)
 
 
 # The server logs one line per accelerated signature when a version loads, in this form, so that whoever started the

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,16 +29,22 @@ WORD_IDS, MASK, TYPE_IDS = "input_word_ids", "input_mask", "input_type_ids"  # T
 _NOT_PRINTABLE_ASCII = re.compile(rb"[^\t\n\r\x20-\x7e]")
 
 
-def read_vocabulary(path: str) -> list[str]:
-    """The vocabulary as the exporter reads it: one token a line, ids by line number, trailing blank lines dropped."""
-    with open(path, encoding="utf-8") as f:
-        tokens = [line.rstrip("\n").rstrip("\r") for line in f]
+def vocabulary_tokens(lines: Iterable[str], source: str) -> list[str]:
+    """A BERT vocabulary's tokens: one a line, ids by line number, trailing blank lines dropped; the special tokens
+    must be there. The exporter's Transform reads its vocabulary with this too, so both tokenizers count alike."""
+    tokens = [line.rstrip("\n").rstrip("\r") for line in lines]
     while tokens and not tokens[-1]:
         tokens.pop()
     missing = [t for t in (CLS_TOKEN, SEP_TOKEN, PAD_TOKEN, UNK_TOKEN) if t not in tokens]
     if missing:
-        raise ValueError(f"vocabulary {path} lacks the special token(s) {missing}")
+        raise ValueError(f"Vocabulary {source} lacks the special token(s) {missing}; is it a BERT vocab.txt?")
     return tokens
+
+
+def read_vocabulary(path: str) -> list[str]:
+    """A version's vocabulary file on local disk (:func:`vocabulary_tokens`)."""
+    with open(path, encoding="utf-8") as f:
+        return vocabulary_tokens(f, path)
 
 
 class FastWordPiece:

@@ -14,6 +14,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from model_server.wordpiece import vocabulary_tokens
 from pipeline_modules import features
 from pipeline_modules.settings import TransformSettings
 
@@ -27,14 +28,9 @@ HTML_LINE_BREAK = r"(?i)<\s*br\s*/?\s*>"
 
 
 def _read_vocabulary(vocab_file: str) -> list[str]:
+    """The encoder's vocabulary (any TensorFlow file system), parsed as the model server's fast tokenizer parses it."""
     with tf.io.gfile.GFile(vocab_file, "r") as handle:
-        tokens = [line.rstrip("\n").rstrip("\r") for line in handle]
-    while tokens and not tokens[-1]:
-        tokens.pop()
-    missing = [t for t in (CLS_TOKEN, SEP_TOKEN, PAD_TOKEN, UNK_TOKEN) if t not in tokens]
-    if missing:
-        raise ValueError(f"Vocabulary {vocab_file} lacks the special token(s) {missing}; is it a BERT vocab.txt?")
-    return tokens
+        return vocabulary_tokens(handle, vocab_file)
 
 
 def _tokenizer(tokens: list[str], lower_case: bool) -> tuple[tf_text.BertTokenizer, int, int]:

@@ -58,7 +58,7 @@ def matmul_peak_flops(size: int = 2048, seconds: float = 4.0, dtype: str = "floa
     a = tf.cast(tf.random.stateless_normal([size, size], seed=[1, 2]), dtype)
     b = tf.cast(tf.random.stateless_normal([size, size], seed=[3, 4]), dtype)
 
-    @tf.function
+    @tf.function  # type: ignore[untyped-decorator]
     def repeat(a: tf.Tensor, b: tf.Tensor, n: int = 4) -> tf.Tensor:
         total = tf.zeros([], tf.float32)
         for k in range(n):
@@ -103,7 +103,7 @@ def write_result(name: str, payload: Mapping[str, Any], output: str | os.PathLik
     """benchmarks/results/<name>.json (or `output`), with the date and machine always included."""
     path = Path(output) if output else RESULTS_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": name, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    record: dict[str, Any] = {"benchmark": name, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     if "machine" not in payload:
         record["machine"] = machine()
     record.update(payload)

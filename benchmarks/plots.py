@@ -13,13 +13,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import RESULTS_DIR
 
 PlotFunction = Callable[[Path, Path], Path]
 
 
-def _pyplot():
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")

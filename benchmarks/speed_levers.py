@@ -153,7 +153,7 @@ def serve_lever(args: argparse.Namespace, lever: dict[str, Any]) -> dict[str, An
     model = build_model(encoder.path, pooling=config.pooling, dropout=0.0)
     buckets = serving_buckets(config.serving_length_buckets, config.max_seq_length)
 
-    @tf.function(jit_compile=bool(lever.get("jit_compile")))
+    @tf.function(jit_compile=bool(lever.get("jit_compile")))  # type: ignore[untyped-decorator]
     def network(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         return tf.sigmoid(model(inputs, training=False))
 

@@ -27,9 +27,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +100,24 @@ def bfloat16_matmul_peak(size: int = 2048, seconds: float = 4.0) -> dict[str, fl
 
 
 class OtherLoad:
-    """Cores that other processes kept busy over an interval: /proc/stat's busy time minus this process's CPU time."""
+    """Cores that other processes kept busy over an interval: /proc/stat's busy time minus the CPU time of this
+    process, of its finished children (a `wrk` run) and of `pids` (a model server it started)."""
 
-    def __init__(self) -> None:
-        self.started = (self._busy_s(), time.process_time(), time.perf_counter())
+    def __init__(self, pids: Sequence[int] = ()) -> None:
+        self.pids = tuple(pids)
+        self.started = (self._busy_s(), self._own_s(), time.perf_counter())
+
+    def _own_s(self) -> float:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = time.process_time() + children.ru_utime + children.ru_stime
+        for pid in self.pids:
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # it exited: its time is no longer anyone's
+                continue
+            own += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        return own
 
     @staticmethod
     def _busy_s() -> float:
@@ -111,7 +127,7 @@ class OtherLoad:
         return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
     def cores(self) -> float:
-        busy, own, wall = self._busy_s(), time.process_time(), time.perf_counter()
+        busy, own, wall = self._busy_s(), self._own_s(), time.perf_counter()
         return max(((busy - self.started[0]) - (own - self.started[1])) / max(wall - self.started[2], 1e-9), 0.0)
 
 

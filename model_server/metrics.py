@@ -11,6 +11,7 @@ Serving's, the latency histogram also counts failed requests, and its buckets ar
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -94,11 +95,40 @@ class Metrics:
         self.warmup_requests = Counter(
             "model_server_warmup_requests", "Warm-up requests run at load time.", ["model"], registry=r
         )
+        self.signature_engine = Gauge(
+            "model_server_signature_engine",
+            "1 per available version and signature, labelled with the engine that answers it (tensorflow, "
+            "onnxruntime, onnxruntime_int8).",
+            ["model", "version", "signature", "engine"],
+            registry=r,
+        )
+        self.engine_max_rows = Gauge(
+            "model_server_engine_max_batch_rows",
+            "Most rows a call may have to run on the signature's engine (0: any); larger calls run on TensorFlow.",
+            ["model", "version", "signature"],
+            registry=r,
+        )
+        self._engine_series: dict[str, list[tuple[str, str, str, str]]] = {}
         self.request_log_dropped = Counter(
             "model_server_request_log_dropped",
             "Request-log records dropped because the writer fell behind.",
             registry=r,
         )
+
+    def set_engines(self, model: str, routes: Mapping[int, Mapping[str, tuple[str, int]]]) -> None:
+        """Replace ``model``'s engine series by those of its available versions (``ServableModel.engine_routes``)."""
+        for labels in self._engine_series.pop(model, []):
+            self.signature_engine.remove(*labels)
+            self.engine_max_rows.remove(*labels[:3])
+        series = []
+        for version, signatures in routes.items():
+            for signature, (engine, max_rows) in signatures.items():
+                labels = (model, str(version), signature, engine)
+                self.signature_engine.labels(*labels).set(1)
+                self.engine_max_rows.labels(*labels[:3]).set(max_rows)
+                series.append(labels)
+        if series:
+            self._engine_series[model] = series
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry) + self.tf_serving_text().encode("utf-8"), CONTENT_TYPE_LATEST

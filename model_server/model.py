@@ -21,6 +21,7 @@ from model_server import tensors
 from model_server.errors import InvalidArgument, SignatureNotFound, Unavailable
 from model_server.hints import HINTS_FILE, HintsError, SignatureHints, read_serving_hints
 from model_server.onnx_engine import ONNX_AUTO, OnnxOptions, OnnxSignatureEngine, load_onnx_engines
+from model_server.onnx_manifest import TENSORFLOW
 from model_server.saved_model_loader import (
     DEFAULT_TAGS,
     INIT_OP_SIGNATURE,
@@ -31,13 +32,13 @@ from model_server.saved_model_loader import (
 )
 from model_server.saved_model_loader import ModelLoadError as ModelLoadError  # re-exported: callers catch it here
 from model_server.tensors import DType, TensorInfo
+from model_server.warmup_file import DEFAULT_SIGNATURE as DEFAULT_SIGNATURE  # re-exported: the servers use it
+from model_server.warmup_file import WARMUP_FILE as WARMUP_FILE  # re-exported: tools writing warm-up files use it
+from model_server.warmup_file import WarmupFileError, WarmupRecord, read_warmup_file
 
 log = logging.getLogger(__name__)
 
 
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
-DEFAULT_SIGNATURE = "serving_default"  # tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY, TF Serving's default
 WARMUP_TEXT = "a warm-up request"  # what synthetic warm-up puts into string inputs and tf.Example features
 DEFAULT_OP_MODULES = ("tensorflow_text",)  # TF Serving's builds link TF Text's ops in; text models' tokenizers use them
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -127,12 +128,18 @@ class ServableModel:
         if not self.signatures:
             raise ModelLoadError(f"SavedModel at {self.path} has no usable serving signatures")
         self._apply_hints()
-        warmup_file = os.path.join(self.path, WARMUP_FILE)
+        try:
+            records = read_warmup_file(self.path)  # once: the replay and the ONNX load check both use it
+        except WarmupFileError as exc:
+            if warmup:
+                raise ModelLoadError(str(exc)) from exc
+            log.warning("%s: %s; not replayed (warm-up off)", self, exc)
+            records = None
         self._onnx = load_onnx_engines(
-            self.name, self.version, self.path, self.signatures, self._bundle.run, onnx, warmup_file
+            self.name, self.version, self.path, self.signatures, self._bundle.run, onnx, records or ()
         )
         if warmup:
-            self._warm_up(warmup_batch_sizes, warmup_iterations)
+            self._warm_up(records, warmup_batch_sizes, warmup_iterations)
         self.load_seconds = time.monotonic() - start
 
     def _apply_hints(self) -> None:
@@ -175,7 +182,13 @@ class ServableModel:
         """Which engine answers each signature (a copy): ``tensorflow`` or e.g. ``onnxruntime fp32, wordpiece
         tokenizer``."""
         onnx = self._onnx
-        return {k: onnx[k].description if k in onnx else "tensorflow" for k in self.signatures}
+        return {k: onnx[k].description if k in onnx else TENSORFLOW for k in self.signatures}
+
+    def engine_routes(self) -> dict[str, tuple[str, int]]:
+        """Each signature's engine name (``tensorflow``, ``onnxruntime``, ``onnxruntime_int8``) and the most rows a
+        call may have to run on it (0: any; larger calls run on TensorFlow)."""
+        onnx = self._onnx
+        return {k: (onnx[k].name, onnx[k].max_rows) if k in onnx else (TENSORFLOW, 0) for k in self.signatures}
 
     def signature(self, name: str) -> SignatureInfo:
         sig = self.signatures.get(name)
@@ -198,12 +211,11 @@ class ServableModel:
 
     # --- warm-up -------------------------------------------------------------------------------------------------
 
-    def _warm_up(self, batch_sizes: Sequence[int], iterations: int) -> None:
+    def _warm_up(self, records: Sequence[WarmupRecord] | None, batch_sizes: Sequence[int], iterations: int) -> None:
         """Run requests at load so the first client request does not pay for tracing and allocation."""
-        path = os.path.join(self.path, WARMUP_FILE)
-        if os.path.exists(path):
+        if records is not None:
             covered: set[str] = set()
-            self.warmup_requests = self._replay_warmup_file(path, iterations, covered)
+            self.warmup_requests = self._replay_warmup_file(records, iterations, covered)
             log.info("%s: replayed %d warm-up requests from %s", self, self.warmup_requests, WARMUP_FILE)
             if iterations > 0:
                 # Beyond TF Serving: a signature the file leaves out would pay its graph optimisation on its first
@@ -228,29 +240,16 @@ class ServableModel:
                     break
         return count
 
-    def _replay_warmup_file(self, path: str, iterations: int, covered: set[str]) -> int:
-        """Replay TF Serving's warm-up TFRecord, each record ``iterations`` times; as in TF Serving, a failing record
-        fails the load. Returns the number of requests run; adds the signatures replayed to ``covered``."""
-        import tensorflow as tf
-        from tensorflow_serving.apis import prediction_log_pb2
-
+    def _replay_warmup_file(self, records: Sequence[WarmupRecord], iterations: int, covered: set[str]) -> int:
+        """Replay TF Serving's warm-up records, each ``iterations`` times; as in TF Serving, a failing record fails
+        the load. Returns the number of requests run; adds the signatures replayed to ``covered``."""
         count = 0
-        try:
-            records = list(tf.data.TFRecordDataset(path).take(MAX_WARMUP_RECORDS).as_numpy_iterator())
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"Cannot read warm-up file {path}: {_short(exc)}") from exc
-        for i, record in enumerate(records):
-            entry = prediction_log_pb2.PredictionLog()
-            try:
-                entry.ParseFromString(record)
-            except Exception as exc:  # noqa: BLE001
-                raise ModelLoadError(f"Warm-up record {i} is not a PredictionLog: {_short(exc)}") from exc
-            kind = entry.WhichOneof("log_type")
-            if kind != "predict_log":
-                log.warning("%s: warm-up record %d is a %s; only predict_log is replayed", self, i, kind)
+        for record in records:
+            i, request = record.index, record.request
+            if record.kind != "predict_log":
+                log.warning("%s: warm-up record %d is a %s; only predict_log is replayed", self, i, record.kind)
                 continue
-            request = entry.predict_log.request
-            sig_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+            sig_name = record.signature_name
             try:
                 sig = self.signature(sig_name)
                 feed = {k: tensors.proto_to_ndarray(v, k) for k, v in request.inputs.items()}

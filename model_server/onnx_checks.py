@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model_server.saved_model_loader import short_error
+from model_server.warmup_file import WarmupRecord
 from model_server.wordpiece import MASK, TYPE_IDS, WORD_IDS, pad_rows
 
 if TYPE_CHECKING:
@@ -52,38 +52,23 @@ PROBE_TEXTS = (
 )
 
 
-def probe_texts(warmup_file: str | None, signature: str, text_input: str) -> list[str]:
-    texts: list[str] = []
-    if warmup_file and os.path.exists(warmup_file):
-        texts = _warmup_texts(warmup_file, signature, text_input)
-    return list(dict.fromkeys([*texts, *PROBE_TEXTS]))
-
-
-def _warmup_texts(path: str, signature: str, text_input: str) -> list[str]:
-    """The texts of the warm-up requests for ``signature`` (at most :data:`MAX_WARMUP_PROBES`)."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    from model_server.model import DEFAULT_SIGNATURE
+def probe_texts(warmup: Sequence[WarmupRecord], signature: str, text_input: str) -> list[str]:
+    """The texts of the warm-up requests for ``signature`` (at most :data:`MAX_WARMUP_PROBES`), then PROBE_TEXTS."""
     from model_server.tensors import proto_to_ndarray
 
     texts: list[str] = []
-    try:
-        for record in tf.data.TFRecordDataset(path).take(1000).as_numpy_iterator():
-            entry = prediction_log_pb2.PredictionLog.FromString(record)
-            request = entry.predict_log.request
-            if (
-                request.model_spec.signature_name or DEFAULT_SIGNATURE
-            ) != signature or text_input not in request.inputs:
-                continue
-            for value in np.ravel(proto_to_ndarray(request.inputs[text_input], text_input)):
-                if isinstance(value, bytes):
-                    texts.append(value.decode("utf-8", "replace"))
-            if len(texts) >= MAX_WARMUP_PROBES:
-                break
-    except Exception as exc:  # noqa: BLE001 - the warm-up itself reports a bad file; the built-in probes remain
-        log.warning("warm-up texts not read for the ONNX load check: %s", short_error(exc))
-    return texts[:MAX_WARMUP_PROBES]
+    for record in warmup:
+        if record.kind != "predict_log" or record.signature_name != signature:
+            continue
+        if text_input not in record.request.inputs or len(texts) >= MAX_WARMUP_PROBES:
+            continue
+        try:
+            values = np.ravel(proto_to_ndarray(record.request.inputs[text_input], text_input))
+        except Exception as exc:  # noqa: BLE001 - the warm-up replay reports a bad record; the built-in probes remain
+            log.warning("warm-up record %d not used by the ONNX load check: %s", record.index, short_error(exc))
+            continue
+        texts.extend(v.decode("utf-8", "replace") for v in values if isinstance(v, bytes))
+    return list(dict.fromkeys([*texts[:MAX_WARMUP_PROBES], *PROBE_TEXTS]))
 
 
 def load_check(engine: OnnxSignatureEngine, probes: Sequence[str]) -> str:

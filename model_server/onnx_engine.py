@@ -25,6 +25,7 @@ import numpy as np
 
 from model_server.onnx_checks import EngineRejected, calibrate, load_check, probe_texts
 from model_server.onnx_manifest import (
+    ENGINE_NAMES,
     MANIFEST_FILE,
     ManifestError,
     OnnxSignature,
@@ -32,6 +33,7 @@ from model_server.onnx_manifest import (
     read_onnx_manifest,
 )
 from model_server.saved_model_loader import short_error
+from model_server.warmup_file import WarmupRecord
 from model_server.wordpiece import MASK, TYPE_IDS, WORD_IDS, FastWordPiece, pad_rows
 
 if TYPE_CHECKING:
@@ -86,6 +88,11 @@ class OnnxSignatureEngine:
         self.run_tf = run_tf
         self.max_rows = 0  # calls with more rows are TensorFlow's (0: none are); set after the load check
         self._runtime_error_logged = False
+
+    @property
+    def name(self) -> str:
+        """``onnxruntime`` (fp32) or ``onnxruntime_int8``: the metrics' and the Trainer's name for this engine."""
+        return ENGINE_NAMES[self.spec.precision]
 
     @property
     def description(self) -> str:
@@ -159,7 +166,7 @@ def load_onnx_engines(
     signatures: Mapping[str, SignatureInfo],
     run_tf: RunTf,
     options: OnnxOptions = ONNX_AUTO,
-    warmup_file: str | None = None,
+    warmup: Sequence[WarmupRecord] = (),
 ) -> dict[str, OnnxSignatureEngine]:
     """The signatures of one loaded version that ONNX Runtime serves; logs one engine line per manifest signature."""
     try:
@@ -179,7 +186,7 @@ def load_onnx_engines(
                 raise EngineRejected("--onnx_engine=off")
             start = time.monotonic()
             engine = _build(path, signatures, name, spec, run_tf, options)
-            detail = load_check(engine, probe_texts(warmup_file, name, spec.text_input))
+            detail = load_check(engine, probe_texts(warmup, name, spec.text_input))
             if options.max_batch_size < 0:
                 engine.max_rows, timing = calibrate(engine)
                 detail += f"; {timing}"

@@ -64,6 +64,9 @@ from model_server.version_json import (
 MANIFEST_FILE = os.path.join("assets.extra", "onnx_engine.json")
 FORMAT = 1
 PRECISIONS = ("fp32", "int8")
+# precision -> the engine's name in metrics and the Trainer's `serving_engine` ("tensorflow" for the SavedModel)
+ENGINE_NAMES = {"fp32": "onnxruntime", "int8": "onnxruntime_int8"}
+TENSORFLOW = "tensorflow"
 DEFAULT_TOLERANCE = 1e-4  # fp32 engines: TF and ONNX Runtime differ by float rounding only
 _SIGNATURE_KEYS = (
     "graph",

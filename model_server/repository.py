@@ -102,6 +102,7 @@ class ModelRepository:
             for name in [n for n in managers if n not in new]:
                 managers.pop(name).stop()
                 self._metrics.loaded_versions.labels(name).set(0)
+                self._metrics.set_engines(name, {})
                 log.info("model %s: removed by config reload", name)
             for name, config in new.items():
                 current = managers.get(name)

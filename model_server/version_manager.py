@@ -336,6 +336,7 @@ class ModelVersionManager:
         latest = models[max(models)] if models else None
         self._snapshot = _Snapshot(models, latest)  # one assignment: readers see the old or the new, never a mix
         self._metrics.loaded_versions.labels(self.name).set(len(models))
+        self._metrics.set_engines(self.name, {v: m.engine_routes() for v, m in models.items()})
 
     def _set_status(self, version: int, state: State, code: Code = Code.OK, message: str = "") -> None:
         with self._status_lock:

@@ -25,7 +25,13 @@ import numpy as np
 import tensorflow as tf
 
 from model_server.onnx_checks import PROBE_TEXTS as SERVER_PROBE_TEXTS
-from model_server.onnx_manifest import DEFAULT_TOLERANCE, OnnxSignature, WordPieceSpec, write_onnx_manifest
+from model_server.onnx_manifest import (
+    DEFAULT_TOLERANCE,
+    ENGINE_NAMES,
+    OnnxSignature,
+    WordPieceSpec,
+    write_onnx_manifest,
+)
 from pipeline_modules import features
 from pipeline_modules.settings import TrainerSettings
 from pipeline_modules.transform_module import HTML_LINE_BREAK
@@ -35,7 +41,8 @@ logger = logging.getLogger(__name__)
 TOKENIZE_SIGNATURE = "tokenize"
 GRAPH_FILE = "assets.extra/onnx/model.onnx"  # relative to the version directory, as the manifest names it
 VOCAB_ASSET_DIR = "assets"
-ONNX_ENGINES = {"onnxruntime": "fp32", "onnxruntime_int8": "int8"}  # serving_engine -> precision asked for
+ONNX_ENGINES = {name: precision for precision, name in ENGINE_NAMES.items()}  # serving_engine -> precision asked for
+Z_ONE_SIDED_95 = 1.645  # int8 ships when the drop's 95 % upper bound is within int8_max_accuracy_drop
 FP32_AGREEMENT_EXAMPLES = 256  # eval examples an fp32 graph is compared on (int8: engine_eval_examples, for accuracy)
 # Measured against the SavedModel's own signatures at export, in one batch and one by one (int8 quantizes each
 # batch's activations with its own scale): short, punctuated, accented, HTML breaks, non-Latin, and longer than any
@@ -149,20 +156,32 @@ def _eval_batches(model: tf.keras.Model, dataset: Iterable[Any] | None, limit: i
 
 def _measure(
     session: Any, batches: list[dict[str, np.ndarray]], probes: list[dict[str, np.ndarray]]
-) -> dict[str, float]:
-    """max |diff| against the SavedModel (probe texts) and the exported network (eval), and the eval accuracy."""
+) -> tuple[dict[str, float], np.ndarray]:
+    """max |diff| against the SavedModel (probe texts) and the exported network (eval), the eval accuracy, and
+    which eval examples were right (for the paired comparison of two graphs)."""
     diff, mismatched = 0.0, 0
     for probe in probes:
         probability, label = _run(session, probe)
         diff = max(diff, float(np.max(np.abs(probability - probe["expected"]))))
         mismatched += int(np.sum(label != probe["label"]))
-    correct = total = 0
+    right = []
     for batch in batches:
         probability, label = _run(session, batch)
         diff = max(diff, float(np.max(np.abs(probability - batch["expected"]))))
-        correct += int(np.sum((probability >= 0.5) == (batch["label"] == 1)))
-        total += len(probability)
-    return {"max_abs_diff": diff, "label_mismatches": mismatched, "accuracy": correct / total if total else math.nan}
+        right.append((probability >= 0.5) == (batch["label"] == 1))
+    correct = np.concatenate(right) if right else np.zeros([0], bool)
+    accuracy = float(correct.mean()) if len(correct) else math.nan
+    return {"max_abs_diff": diff, "label_mismatches": mismatched, "accuracy": accuracy}, correct
+
+
+def drop_upper_bound(fp32_correct: np.ndarray, int8_correct: np.ndarray) -> tuple[float, float, int]:
+    """fp32's accuracy minus int8's on the same examples, its one-sided 95 % upper bound, and on how many examples
+    the two differ. Paired, so only those examples carry information: where int8 flips 3.6 % of the labels (as on the
+    `demo` model), the bound lies 0.7 points above the measured drop on 2,000 reviews and 0.2 on all 25,000."""
+    d = fp32_correct.astype(np.float64) - int8_correct.astype(np.float64)
+    drop = float(d.mean()) if len(d) else math.nan
+    se = float(d.std(ddof=1)) / math.sqrt(len(d)) if len(d) > 1 else math.inf
+    return drop, drop + Z_ONE_SIDED_95 * se, int(np.count_nonzero(d))
 
 
 def _round_up(value: float) -> float:
@@ -243,7 +262,7 @@ def export_onnx_engine(
     limit = engine.eval_examples if wants_int8 else min(engine.eval_examples, FP32_AGREEMENT_EXAMPLES)
     batches = _eval_batches(model, eval_dataset, limit)
     examples = len(PROBE_TEXTS) + sum(len(b["label"]) for b in batches)
-    fp32_figures = _measure(_session(fp32), batches, probe)
+    fp32_figures, fp32_correct = _measure(_session(fp32), batches, probe)
     diff = fp32_figures["max_abs_diff"]
     if diff > DEFAULT_TOLERANCE or fp32_figures["label_mismatches"]:
         reason = (
@@ -254,32 +273,35 @@ def export_onnx_engine(
         return EngineResult(None, reason, diff, examples)
     graph, precision, tolerance, measured_diff = fp32, "fp32", DEFAULT_TOLERANCE, diff
     accuracy: dict[str, float] = {}
+    gate: dict[str, float] = {}  # the int8 gate's statistics, in the manifest's `measured`
     reason = f"fp32, max |diff| {diff:.2e} vs the SavedModel on {examples} texts"
     if wants_int8:
         int8, why_not = _int8_graph(fp32)
         if int8 is not None and not batches:
             int8, why_not = None, "no eval examples to measure its accuracy on"
         if int8 is not None:
-            figures = _measure(_session(int8), batches, probe)
+            figures, int8_correct = _measure(_session(int8), batches, probe)
+            drop, upper, differ = drop_upper_bound(fp32_correct, int8_correct)
+            gate = {"int8_label_differences": float(differ)}
+            if math.isfinite(upper):  # one eval example: no bound (and the manifest is strict JSON)
+                gate["int8_accuracy_drop_upper_95"] = upper
             accuracy = {
                 "fp32": fp32_figures["accuracy"],
                 "int8": figures["accuracy"],
                 "examples": float(examples - len(PROBE_TEXTS)),
                 "max_drop": engine.int8_max_accuracy_drop,
             }
-            if figures["accuracy"] >= fp32_figures["accuracy"] - engine.int8_max_accuracy_drop:
+            paired = (
+                f"accuracy {figures['accuracy']:.4f} vs fp32 {fp32_figures['accuracy']:.4f} on "
+                f"{int(accuracy['examples'])} eval examples, drop {drop:+.4f}, its 95 % upper bound {upper:.4f} "
+                f"(max drop {engine.int8_max_accuracy_drop}; labels differ on {differ})"
+            )
+            if upper <= engine.int8_max_accuracy_drop:
                 graph, precision, measured_diff = int8, "int8", figures["max_abs_diff"]
                 tolerance = _round_up(measured_diff)
-                reason = (
-                    f"int8, accuracy {figures['accuracy']:.4f} vs fp32 {fp32_figures['accuracy']:.4f} on "
-                    f"{int(accuracy['examples'])} eval examples (max drop {engine.int8_max_accuracy_drop}), max |diff| "
-                    f"{measured_diff:.2e} vs the SavedModel (tolerance {tolerance:g})"
-                )
+                reason = f"int8, {paired}, max |diff| {measured_diff:.2e} vs the SavedModel (tolerance {tolerance:g})"
             else:
-                why_not = (
-                    f"its eval accuracy {figures['accuracy']:.4f} is more than {engine.int8_max_accuracy_drop} below "
-                    f"fp32's {fp32_figures['accuracy']:.4f} ({int(accuracy['examples'])} examples)"
-                )
+                why_not = f"its eval accuracy may be more than {engine.int8_max_accuracy_drop} below fp32's: {paired}"
         if precision != "int8":
             logger.warning("Export: int8 ONNX graph not used, fp32 instead: %s", why_not)
             reason += f"; int8 not used: {why_not}"
@@ -295,7 +317,7 @@ def export_onnx_engine(
         tolerance=tolerance,
         wordpiece=_wordpiece(export_dir, engine, max_seq_length),
         accuracy=accuracy,
-        measured={"max_abs_diff": measured_diff, "examples": examples},
+        measured={"max_abs_diff": measured_diff, "examples": examples, **gate},
     )
     write_onnx_manifest(export_dir, {features.SERVING_SIGNATURE: signature})
     logger.info("Export: ONNX Runtime engine for %r: %s", features.SERVING_SIGNATURE, reason)
@@ -324,6 +346,7 @@ __all__ = [
     "TOKENIZE_SIGNATURE",
     "EngineExport",
     "EngineResult",
+    "drop_upper_bound",
     "export_onnx_engine",
     "export_onnx_engine_or_log",
     "not_convertible",

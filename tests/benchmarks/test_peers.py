@@ -47,6 +47,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "--long-batch=2",
         "--peak-seconds=0.2",
         "--wrk-seconds=1",
+        "--wrk-c1-seconds=1",
         f"--train-result={train}",
         f"--output={output}",
     ]
@@ -80,6 +81,18 @@ def test_engines_score_the_same_short_sentences_alike(result: dict[str, Any]) ->
     assert short["ours"] == 0.0
     assert short["baseline_tf"] < 1e-5  # the same SavedModel
     assert short["ort_fp32"] < 1e-3  # same weights; Hugging Face's WordPiece instead of TF Text's
+
+
+def test_rest_c1_names_its_client(result: dict[str, Any]) -> None:
+    python_client = result["rest_p50_ms_short_c1_python_client"]
+    assert _positive(python_client)
+    if shutil.which("wrk"):
+        assert result["rest_c1_client"] == "wrk, one connection"
+        assert result["rest_p50_ms_short_c1"] == result["results"]["short_b1"]["rest_wrk"]["p50_ms"]
+        assert len(result["results"]["short_b1"]["rest_wrk"]["round_medians_ms"]) == result["rounds"]
+    else:
+        assert result["rest_c1_client"] == "Python (RestClient)"
+        assert result["rest_p50_ms_short_c1"] == python_client
 
 
 def test_wrk_is_measured_or_its_absence_said(result: dict[str, Any]) -> None:

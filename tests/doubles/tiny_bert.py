@@ -99,7 +99,7 @@ def train_tiny_model(model, word_pieces, steps: int = 60, seed: int = 0) -> floa
     targets = tf.constant(labels, tf.float32)
     optimizer = tf.keras.optimizers.Adam(1e-2)
 
-    @tf.function
+    @tf.function  # type: ignore[untyped-decorator]
     def step(batch: dict[str, tf.Tensor], target: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             logit = model(batch, training=True)[:, 0]

@@ -163,3 +163,30 @@ def test_signatures_the_warmup_file_leaves_out_get_one_synthetic_call(models: di
     assert takes_floats  # the fixture has some, or this test proves nothing
     assert model.synthetic_warmup_requests == len(takes_floats)
     assert loaded(models["half_plus_two"], warmup_iterations=0).synthetic_warmup_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"garbage, and no TFRecord framing at all", "Cannot read warm-up file"),
+        (None, "Warm-up record 0 is not a PredictionLog"),
+    ],
+)
+def test_an_unreadable_warmup_file_fails_the_load_unless_warm_up_is_off(
+    models: dict[str, str], tmp_path: Path, content: bytes | None, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tensorflow as tf
+
+    from model_server.model import WARMUP_FILE
+
+    path = shutil.copytree(models["half_plus_two"], tmp_path / "v")
+    warmup = path / WARMUP_FILE
+    if content is None:  # a well-formed TFRecord whose record is not a PredictionLog
+        with tf.io.TFRecordWriter(str(warmup)) as writer:
+            writer.write(b"\x0a\xff truncated")  # field 1, 255 bytes long, cut short
+    else:
+        warmup.write_bytes(content)
+    with pytest.raises(ModelLoadError, match=message):
+        loaded(str(path))
+    model = loaded(str(path), warmup=False)  # a tool that skips warm-up (bert-imdb-score) still loads the version
+    assert model.warmup_requests == 0 and message in caplog.text

@@ -21,12 +21,13 @@ from model_server.onnx_manifest import MANIFEST_FILE, WordPieceSpec, engines_in_
 from model_server.process import ServerProcess
 from model_server.wordpiece import MASK, FastWordPiece, pad_rows
 from tests.doubles.onnx_sentiment import MAX_SEQ_LENGTH, TOKENIZE, build_onnx_sentiment_model, head_tokens
-from tests.model_server.ms_helpers import call_json, copy_version
+from tests.model_server.ms_helpers import call_json, copy_version, metric_samples
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 
 SIG = "serving_default"
+ENGINE_METRIC = "model_server_signature_engine"
 ASCII_TEXTS = [
     "The film was wonderful!",
     "UNBELIEVABLE acting, the plot... don't.",
@@ -309,8 +310,11 @@ def test_rest_predict_through_a_server(
         assert status == 400 and "instance 1 is empty" in doc["error"], doc
         status, doc = call_json(rest, "POST", "/v1/models/tiny:predict", {"instances": [1, 2]})
         assert status == 400, doc  # TensorFlow's dtype error, as without the engine
+        status, _, page = rest.request("GET", "/monitoring/prometheus/metrics")
     [line] = [x for x in engines_in_log(server.log_text()) if x["signature"] == SIG]
     assert (line["model"], line["engine"]) == ("tiny", "onnxruntime")
+    series = {dict(k)["signature"]: dict(k)["engine"] for k in metric_samples(page.decode(), ENGINE_METRIC)}
+    assert status == 200 and series == {SIG: "onnxruntime", TOKENIZE: "tensorflow"}, series
 
 
 def test_onnx_runtime_failure_is_answered_by_tensorflow(

@@ -21,6 +21,9 @@ class FakeServable:
         self.name, self.version, self.path = name, version, path
         self.warmup_requests = 0
 
+    def engine_routes(self) -> dict[str, tuple[str, int]]:  # what the engine metrics read of a loaded version
+        return {"serving_default": ("tensorflow", 0)}
+
 
 class Loader:
     """Loads any directory with saved_model.pb, except those containing a BROKEN marker."""

@@ -24,6 +24,7 @@ from pipeline_modules.trainer.onnx_export import (
     PROBE_TEXTS,
     TOKENIZE_SIGNATURE,
     EngineExport,
+    drop_upper_bound,
     export_onnx_engine,
 )
 from tests.pipeline_modules.trainer.test_cross_stack_scores import (  # noqa: F401 - fixtures used by name
@@ -185,6 +186,19 @@ def test_int8_is_used_only_within_the_accuracy_drop(
     else:
         assert entry.tolerance == FP32_TOLERANCE and gap <= FP32_TOLERANCE
         assert "int8 not used" in result.reason and "below fp32" in result.reason
+
+
+def test_int8_gate_bounds_the_drop_from_the_reviews_the_two_graphs_label_differently() -> None:
+    rng = np.random.RandomState(0)
+    fp32 = rng.rand(25_000) < 0.83  # which reviews fp32 gets right
+    int8 = fp32 ^ (rng.rand(25_000) < 0.036)  # int8 flips 3.6 % of the labels, as on the demo model
+    drop, upper, differ = drop_upper_bound(fp32, int8)
+    assert differ == int(np.sum(fp32 != int8)) and drop == pytest.approx(fp32.mean() - int8.mean())
+    assert 0 < drop < upper < drop + 0.0025  # all 25,000: tight enough for a 0.3-point gate
+    drop_2000, upper_2000, _ = drop_upper_bound(fp32[:2000], int8[:2000])
+    assert upper_2000 - drop_2000 > 0.005  # 2,000: the bound alone is wider than the gate
+    assert drop_upper_bound(fp32, fp32.copy()) == (0.0, 0.0, 0)  # identical labels: nothing lost, for certain
+    assert drop_upper_bound(fp32[:1], int8[:1])[1] == float("inf")  # one example proves nothing
 
 
 def _graph(version_dir: str) -> Any:

@@ -58,9 +58,11 @@ def probe_texts(warmup: Sequence[WarmupRecord], signature: str, text_input: str)
 
     texts: list[str] = []
     for record in warmup:
+        if len(texts) >= MAX_WARMUP_PROBES:
+            break
         if record.kind != "predict_log" or record.signature_name != signature:
             continue
-        if text_input not in record.request.inputs or len(texts) >= MAX_WARMUP_PROBES:
+        if text_input not in record.request.inputs:
             continue
         try:
             values = np.ravel(proto_to_ndarray(record.request.inputs[text_input], text_input))

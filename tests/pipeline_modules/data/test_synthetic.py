@@ -2,17 +2,15 @@
 
 import gzip
 import math
-import time
 from collections import Counter
 from pathlib import Path
 
 from pipeline_modules.data import read_imdb, synthetic, write_synthetic_archive
 
 
-def test_synthetic_archive_is_deterministic_and_fast(tmp_path: Path) -> None:
-    started = time.monotonic()
+def test_synthetic_archive_is_deterministic(tmp_path: Path) -> None:
+    # No wall-time bound: it failed CI-style runs with both suites sharing two cores (the guide: never assert one).
     first = write_synthetic_archive(tmp_path / "a" / "aclImdb_v1.tar.gz", n_per_class=200, seed=1)
-    assert time.monotonic() - started < 1.0
     second = write_synthetic_archive(tmp_path / "b" / "aclImdb_v1.tar.gz", n_per_class=200, seed=1)
     third = write_synthetic_archive(tmp_path / "c" / "aclImdb_v1.tar.gz", n_per_class=200, seed=2)
     assert first.path.read_bytes() == second.path.read_bytes()

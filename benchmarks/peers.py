@@ -8,6 +8,8 @@ One model, built here from the preset's encoder (`build_model`, mean or CLS pool
 with the product's Transform graph and `export_serving_model`, is run by:
   ours       `model_server.model.ServableModel` on the export, in-process (`serving_default` on the engine the
              server picks: ONNX Runtime when the export carries its graph)
+  ours_int8  the same, on a copy of the export whose manifest serves the Trainer's int8 graph (per output channel):
+             our path when the Trainer's int8 gate passes (speed only, see `peer_engines.int8_export`)
   baseline_tf the same export through `tf.saved_model.load`: today's fp32 TF path, whatever the server does later
   ort_fp32 / ort_int8  `pipeline_modules.encoder.onnx_graph` of the same Keras weights, in ONNX Runtime (int8:
              `quantize_dynamic`), tokenized by Hugging Face `tokenizers` with the encoder's vocab, as its users would
@@ -19,14 +21,14 @@ when it is not installed). Workloads: batch 1 x a short sentence, batch 32 x sho
 Rounds interleave every engine (A, B, C, A, B, C..., the order rotating); figures are medians over rounds of each
 round's median call (also over the rounds where other processes used under 0.3 cores: `p50_ms_quiet_rounds`);
 other processes' CPU use is recorded per round. PyTorch is not measured (see `NOT_MEASURED`).
-Training figures come from benchmarks/results/train-speed.json (`train_bench --speed`) when it exists.
+Training is measured after the serving rounds, in the same run (`train_bench --speed`: `hub_fp32`, the Trainer's old
+build, against `in_process_bf16`, batch 32 x 256); `--train-rounds 0` reads benchmarks/results/train-speed.json.
 Writes benchmarks/results/peers.json and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import importlib.metadata
 import json
 import os
@@ -39,178 +41,28 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR, machine, matmul_peak_flops, print_table, write_result
+from benchmarks.peer_engines import (
+    MODEL,
+    SIGNATURE,
+    Predict,
+    SelfTimed,
+    baseline_tf,
+    build_and_export,
+    int8_export,
+    ort_engine,
+    ours,
+    remote,
+    serve,
+    wrk_c1,
+)
 from benchmarks.serve_clients import wrk_post
 from benchmarks.texts import REVIEWS, SENTENCES
 from benchmarks.train_bench import QUIET_CORES, OtherLoad
 
-MODEL = "sentiment"
-SIGNATURE, TEXT, PROBABILITY = "serving_default", "text", "probability"
 NOT_MEASURED = {
     "pytorch": "not installable on this project's stacks: its PyPI wheel pulls CUDA and it is not in stacks/locks",
 }
 WORKLOADS = ("short_b1", "short_b32", "long_b32")
-Predict = Callable[[list[str]], Any]
-
-
-class SelfTimed:
-    """A client that times its own calls (`wrk`): run once per round, its median call is the round's figure."""
-
-    def __init__(self, run: Callable[[], float]):
-        self.run = run  # seconds of the median call; raises when the client could not measure
-
-
-# --- the model, exported the product's way ---------------------------------------------------------------------------
-
-
-def build_and_export(config: Any, encoder: Any, workdir: Path) -> tuple[Any, str]:
-    """`build_model` with a fixed head, and its export (Transform graph + `export_serving_model`, with the ONNX
-    engine the configuration's `serving_engine` asks for, as the Trainer exports it) under workdir."""
-    import numpy as np
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (the Transform graph's tokenizer ops)
-    from tensorflow_transform.output_wrapper import TFTransformOutput
-    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
-
-    from pipeline_modules import features
-    from pipeline_modules.settings import TrainerSettings, TransformSettings
-    from pipeline_modules.trainer.export import export_serving_model
-    from pipeline_modules.trainer.model import build_model
-    from pipeline_modules.transform_module import preprocessing_fn
-
-    model = build_model(encoder.path, pooling=config.pooling, dropout=0.0, in_process=True)
-    head = model.get_layer("logit")
-    rng = np.random.RandomState(7)
-    head.kernel.assign(rng.standard_normal(head.kernel.shape).astype(np.float32) * 0.3)
-    head.bias.assign(np.zeros([1], np.float32))
-    tft_beam: Any = importlib.import_module("tensorflow_transform.beam")
-    raw_spec = {
-        features.REVIEW_KEY: tf.io.FixedLenFeature([], tf.string),
-        features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-    }
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_spec))
-    custom_config = TransformSettings.from_config(config, encoder).to_custom_config()
-    out = workdir / "transform_output"
-    rows = [{features.REVIEW_KEY: b"good", features.LABEL_KEY: 1}, {features.REVIEW_KEY: b"bad", features.LABEL_KEY: 0}]
-    with tft_beam.Context(temp_dir=str(workdir / "tft-tmp"), force_tf_compat_v1=False):
-        transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(
-            functools.partial(preprocessing_fn, custom_config=custom_config)
-        )
-        _ = transform_fn | tft_beam.WriteTransformFn(str(out))
-    metadata_io.write_metadata(metadata, str(out / TFTransformOutput.RAW_METADATA_DIR))
-    export_dir = workdir / MODEL / "1"
-    from pipeline_modules.trainer.onnx_export import EngineExport
-
-    engine = EngineExport.from_settings(TrainerSettings.from_config(config, encoder))  # as run_fn builds it
-    export_serving_model(
-        model, TFTransformOutput(str(out)), config.serving_length_buckets, str(export_dir), engine=engine
-    )
-    return model, str(workdir / MODEL)
-
-
-# --- the engines: texts in, probabilities out -------------------------------------------------------------------------
-
-
-def ours(base_path: str) -> tuple[Predict, Any]:
-    import numpy as np
-
-    from model_server.model import ServableModel, import_op_libraries
-
-    import_op_libraries()
-    servable = ServableModel(MODEL, 1, os.path.join(base_path, "1"))
-    servable.load(warmup=True, warmup_batch_sizes=(1, 32))
-
-    def predict(texts: list[str]) -> Any:
-        batch = np.empty(len(texts), dtype=object)
-        batch[:] = [t.encode() for t in texts]
-        return servable.predict(SIGNATURE, {TEXT: batch})[PROBABILITY]
-
-    return predict, servable
-
-
-def baseline_tf(base_path: str) -> Predict:
-    import tensorflow as tf
-
-    signature = tf.saved_model.load(os.path.join(base_path, "1")).signatures[SIGNATURE]
-    return lambda texts: signature(**{TEXT: tf.constant(texts)})[PROBABILITY].numpy()
-
-
-def ort_engine(onnx_model: Any, vocab_file: str, lower_case: bool, max_length: int) -> Predict:
-    """ONNX Runtime, default session options (all graph optimizations), fed by Hugging Face `tokenizers`."""
-    import numpy as np
-    import onnxruntime as ort
-    from tokenizers import BertWordPieceTokenizer
-
-    tokenizer = BertWordPieceTokenizer(vocab_file, lowercase=lower_case)
-    tokenizer.enable_truncation(max_length=max_length)
-    tokenizer.enable_padding()  # to the batch's longest
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    session = ort.InferenceSession(onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-    def predict(texts: list[str]) -> Any:
-        encoded = tokenizer.encode_batch(texts)
-        feed = {
-            "input_word_ids": np.array([e.ids for e in encoded], np.int64),
-            "input_mask": np.array([e.attention_mask for e in encoded], np.int64),
-            "input_type_ids": np.array([e.type_ids for e in encoded], np.int64),
-        }
-        return session.run([PROBABILITY], feed)[0]
-
-    return predict
-
-
-def serve(base_path: str, workdir: Path, *, batching: bool) -> Any:
-    """The model server on the export; with batching, batches of up to 32 formed within 2 ms (for concurrency 32)."""
-    from model_server.process import start_server
-
-    args = ["--access_log_path="]
-    if batching:
-        params = workdir / "batching.txt"
-        params.write_text("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 2000 }\n")
-        args += ["--enable_batching", f"--batching_parameters_file={params}"]
-    server = start_server(
-        model_name=MODEL, model_base_path=base_path, extra_args=args, log_path=str(workdir / "server.log")
-    )
-    server.wait_for_model(MODEL, timeout=600)
-    return server
-
-
-def wrk_c1(server: Any, workdir: Path, seconds: int) -> SelfTimed:
-    """REST at concurrency 1 from `wrk` (C, one connection): the server's latency without a Python client's JSON and
-    HTTP work on the same two cores."""
-
-    def run() -> float:
-        measured = wrk_post(server.rest_url, MODEL, seconds, SENTENCES[0], workdir, connections=1)
-        if not measured["measured"] or measured["non_2xx"] or measured["p50_ms"] is None:
-            raise RuntimeError(f"wrk at concurrency 1 failed: {measured['output_tail']}")
-        return float(measured["p50_ms"]) / 1000
-
-    return SelfTimed(run)
-
-
-def remote(kind: str, server: Any) -> tuple[Predict, Any]:
-    """One keep-alive REST client or one gRPC channel, a request of one sentence at a time."""
-    from model_server.client import GrpcClient, RestClient
-
-    if kind == "rest":
-        client: Any = RestClient(server.rest_url, timeout=120)
-        path = f"/v1/models/{MODEL}:predict"
-
-        def call(texts: list[str]) -> Any:
-            status, _, data = client.request("POST", path, json.dumps({"instances": texts}).encode())
-            if status != 200:
-                raise RuntimeError(f"REST {status}: {data[:200]!r}")
-            return json.loads(data)["predictions"]
-
-        return call, client
-    client = GrpcClient(server.grpc_target, timeout=120)
-
-    def predict(texts: list[str]) -> Any:
-        request = client.predict_request(MODEL, {TEXT: [t.encode() for t in texts]}, SIGNATURE)
-        return client.prediction.Predict(request, timeout=120).outputs[PROBABILITY].float_val
-
-    return predict, client
-
 
 # --- the run ---------------------------------------------------------------------------------------------------------
 
@@ -229,6 +81,37 @@ def load_texts(args: argparse.Namespace, config: Any) -> dict[str, list[str]]:
         "short_b32": cycle(SENTENCES, args.short_batch),
         "long_b32": cycle(reviews, args.long_batch),
     }
+
+
+def train_in_this_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """`train_bench --speed` in this process, after the serving rounds: the baseline (`hub_fp32`) and the Trainer's
+    fast build, interleaved at batch `--train-batch` x `--train-seq-length`, its peaks measured in the same run."""
+    from benchmarks import train_bench
+
+    output = workdir / "train-speed.json"
+    argv = [
+        "--speed",
+        f"--preset={args.preset}",
+        "--variants",
+        *args.train_variants,
+        f"--rounds={args.train_rounds}",
+        f"--steps={args.train_steps}",
+        f"--batch-size={args.train_batch}",
+        f"--seq-length={args.train_seq_length}",
+        f"--peak-seconds={args.peak_seconds}",
+        f"--output={output}",
+    ]
+    print(f"Training, {args.train_rounds} interleaved rounds of {', '.join(args.train_variants)} ...", flush=True)
+    if train_bench.main(argv) != 0:
+        raise RuntimeError("train_bench --speed failed")
+    record = json.loads(output.read_text())
+    figures = training_figures(output)
+    figures["train_source"] = (
+        f"this run ({record.get('train_variant')} vs {train_bench.SPEED_BASELINE}, batch {record.get('batch_size')} "
+        f"x {record.get('seq_length')}, {args.train_rounds} rounds of {args.train_steps} steps)"
+    )
+    figures["training"] = {k: record[k] for k in ("variants", "speedup", "matmul_peak", "rounds") if k in record}
+    return figures
 
 
 def training_figures(path: Path) -> dict[str, Any]:
@@ -305,7 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peak-seconds", type=float, default=3.0)
     parser.add_argument("--wrk-seconds", type=int, default=10, help="0 skips the concurrency-32 wrk run")
     parser.add_argument("--wrk-c1-seconds", type=int, default=3, help="per round; 0: REST c1 from Python's client only")
-    parser.add_argument("--train-result", default=str(RESULTS_DIR / "train-speed.json"), help="train_bench --speed's")
+    training = parser.add_argument_group("training, measured after the serving rounds (train_bench --speed)")
+    training.add_argument("--train-rounds", type=int, default=3, help="0: read --train-result instead")
+    training.add_argument("--train-steps", type=int, default=2, help="timed steps per variant and round")
+    training.add_argument("--train-batch", type=int, default=32)
+    training.add_argument("--train-seq-length", type=int, default=256)
+    training.add_argument("--train-variants", nargs="+", default=["hub_fp32", "in_process_bf16"])
+    training.add_argument("--train-result", default=str(RESULTS_DIR / "train-speed.json"), help="train_bench --speed's")
     parser.add_argument("--no-server", action="store_true", help="in-process engines only")
     parser.add_argument("--output", default=None, help="default benchmarks/results/peers[-<preset>].json")
     args = parser.parse_args(argv)
@@ -332,6 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     engines["baseline_tf"] = dict.fromkeys(WORKLOADS, baseline_tf(base_path))
     engines["ort_fp32"] = dict.fromkeys(WORKLOADS, ort_engine(fp32_graph, *ort_args))
     not_measured = dict(NOT_MEASURED)
+    servables, ours_int8_engine = [servable], None
+    int8_base, why_not = int8_export(base_path, workdir)
+    if int8_base is None:
+        not_measured["ours_int8"] = why_not
+    else:
+        int8_predict, int8_servable = ours(int8_base)
+        servables.append(int8_servable)
+        ours_int8_engine = int8_servable.engines.get(SIGNATURE, "tensorflow")
+        print(f"ours_int8: {SIGNATURE} runs on {ours_int8_engine}", flush=True)
+        engines["ours_int8"] = dict.fromkeys(WORKLOADS, int8_predict)
     try:
         int8_graph = quantize_dynamic_int8(fp32_graph, str(workdir))
         engines["ort_int8"] = dict.fromkeys(WORKLOADS, ort_engine(int8_graph, *ort_args))
@@ -368,8 +267,10 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
         if server is not None:
             server.stop()
-        servable.unload()
+        for loaded in servables:
+            loaded.unload()
     peak = max(peak_before, matmul_peak_flops(seconds=args.peak_seconds), key=lambda p: p["peak_flops"])
+    train = train_in_this_run(args, workdir) if args.train_rounds > 0 else training_figures(Path(args.train_result))
 
     figure: Callable[[str, str, str], float | None] = lambda w, e, key: results[w].get(e, {}).get(key)  # noqa: E731
     payload = {
@@ -382,7 +283,19 @@ def main(argv: list[str] | None = None) -> int:
         "ort_fp32_examples_per_s_long_b32": figure("long_b32", "ort_fp32", "examples_per_s"),
         "ort_int8_examples_per_s_long_b32": figure("long_b32", "ort_int8", "examples_per_s"),
         "baseline_tf_examples_per_s_long_b32": figure("long_b32", "baseline_tf", "examples_per_s"),
-        **training_figures(Path(args.train_result)),
+        "ours_int8_p50_ms_short_b1": figure("short_b1", "ours_int8", "p50_ms"),
+        "ours_int8_examples_per_s_short_b32": figure("short_b32", "ours_int8", "examples_per_s"),
+        "ours_int8_examples_per_s_long_b32": figure("long_b32", "ours_int8", "examples_per_s"),
+        "ours_int8_engine": ours_int8_engine,
+        "throughput_vs_baseline_tf": {
+            w: {
+                e: round(r["examples_per_s"] / results[w]["baseline_tf"]["examples_per_s"], 3)
+                for e, r in results[w].items()
+                if "baseline_tf" in results[w]
+            }
+            for w in ("short_b32", "long_b32")
+        },
+        **train,
         # the server's REST latency from the low-CPU client when there is one (wrk), else from Python's
         "rest_p50_ms_short_c1": figure("short_b1", "rest_wrk", "p50_ms") or figure("short_b1", "rest", "p50_ms"),
         "rest_c1_client": "wrk, one connection" if "rest_wrk" in results["short_b1"] else "Python (RestClient)",

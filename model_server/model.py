@@ -190,6 +190,11 @@ class ServableModel:
         onnx = self._onnx
         return {k: (onnx[k].name, onnx[k].max_rows) if k in onnx else (TENSORFLOW, 0) for k in self.signatures}
 
+    def onnx_engine(self, signature_name: str) -> OnnxSignatureEngine | None:
+        """The ONNX Runtime engine serving a signature, if one does: its ``tokenize`` is what the server feeds its
+        graph (benchmarks score other graphs on exactly those feeds)."""
+        return self._onnx.get(signature_name)
+
     def signature(self, name: str) -> SignatureInfo:
         sig = self.signatures.get(name)
         if sig is None:

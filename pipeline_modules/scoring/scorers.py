@@ -111,7 +111,9 @@ class InProcessScorer:
 
     def score(self, texts: Sequence[str]) -> Scores:
         batch = np.empty(len(texts), dtype=object)
-        batch[:] = list(texts)
+        # bytes, as TF Serving's transports hand the model its strings: the ONNX engine's fast tokenizer takes only
+        # bytes (a str would send every batch through the TensorFlow tokenize signature)
+        batch[:] = [t.encode("utf-8") for t in texts]
         out = self.model.predict(self.signature_name, {self.input_name: batch})
         return _normalized(out[features.PROBABILITY_OUTPUT], out[features.LABEL_OUTPUT], len(texts))
 

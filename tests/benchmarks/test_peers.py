@@ -4,6 +4,7 @@ the keys the issue's checks read, each positive and finite where measured; never
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import shutil
@@ -48,6 +49,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "--peak-seconds=0.2",
         "--wrk-seconds=1",
         "--wrk-c1-seconds=1",
+        "--train-rounds=0",
         f"--train-result={train}",
         f"--output={output}",
     ]
@@ -107,3 +109,38 @@ def test_missing_training_figures_are_null_with_the_reason(tmp_path: Path) -> No
     figures = peers.training_figures(tmp_path / "absent.json")
     assert figures["train_examples_per_s"] is None and figures["train_examples_per_s_baseline"] is None
     assert "train_bench --speed" in figures["train_note"]
+
+
+def test_ours_int8_is_our_server_on_the_trainers_int8_graph(result: dict[str, Any]) -> None:
+    if "ours_int8" in result["not_measured"]:  # ONNX Runtime 1.26 needs sympy to quantize
+        assert "quantiz" in result["not_measured"]["ours_int8"]
+        return
+    assert result["ours_int8_engine"].startswith("onnxruntime int8")
+    assert result["ours_engine"].startswith("onnxruntime fp32")
+    for key in ("ours_int8_p50_ms_short_b1", "ours_int8_examples_per_s_short_b32", "ours_int8_examples_per_s_long_b32"):
+        assert _positive(result[key]), key
+    short = result["max_abs_probability_difference_vs_ours"]["short_b32"]
+    assert 0 < short["ours_int8"] < 0.5  # quantized, so not bit-for-bit, but the same model
+    ratios = result["throughput_vs_baseline_tf"]["long_b32"]
+    assert ratios["baseline_tf"] == 1.0 and _positive(ratios["ours_int8"])
+
+
+def test_training_is_measured_in_the_same_run(tmp_path: Path) -> None:
+    args = argparse.Namespace(
+        preset="smoke",
+        train_variants=["hub_fp32", "in_process_bf16"],
+        train_rounds=2,
+        train_steps=1,
+        train_batch=2,
+        train_seq_length=16,
+        peak_seconds=0.2,
+    )
+    figures = peers.train_in_this_run(args, tmp_path)
+    assert _positive(figures["train_examples_per_s_baseline"]) and _positive(figures["train_examples_per_s"])
+    assert figures["train_source"].startswith("this run (in_process_bf16 vs hub_fp32, batch 2 x 16, 2 rounds")
+    variants = figures["training"]["variants"]
+    assert set(variants) == {"hub_fp32", "in_process_bf16"}
+    assert variants["in_process_bf16"]["speedup_vs_baseline"] == pytest.approx(
+        figures["train_examples_per_s"] / figures["train_examples_per_s_baseline"], rel=0.01
+    )
+    assert [r["round"] for r in figures["training"]["rounds"]] == [0, 1]

@@ -17,6 +17,8 @@ def test_presets_are_values_of_one_config() -> None:
         assert isinstance(config, PipelineConfig) and config.preset == name
     assert config_for("smoke").synthetic_reviews_per_class > 0
     assert config_for("full").max_examples_per_split == 0  # all 25,000 / 25,000
+    assert config_for("full").serving_engine == "onnxruntime_int8"  # behind the gate, on all 25,000 eval reviews
+    assert config_for("demo").serving_engine == "onnxruntime"  # 2,000 eval reviews cannot show int8 within 0.3
 
 
 def test_every_field_can_be_overridden_from_the_command_line() -> None:

@@ -11,7 +11,7 @@ it matters. Both engines score the same reviews in the same batches (`--batch-si
 client would send them); reported per engine: accuracy, rows/s and the load; between them: the largest and mean
 probability difference and the reviews whose label differs. Writes benchmarks/results/engine-accuracy.json.
 
-    python -m benchmarks.engine_accuracy --imdb-archive aclImdb_v1.tar.gz --model serving_model/bert_imdb/7 --quantize
+    python -m benchmarks.engine_accuracy --imdb-archive aclImdb_v1.tar.gz --quantize      # newest pushed version
 
 `--quantize` asks which int8 graph to ship: the version's fp32 ONNX graph and its dynamic int8 quantizations, per
 tensor and per output channel (`quantize_dynamic_int8`), score the same feeds (the server's own tokenization of each

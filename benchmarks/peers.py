@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -206,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     config = config_for(args.preset)
     encoder = resolve_encoder_for(config)
     texts = load_texts(args, config)
+    engine_log = logging.getLogger("model_server.onnx_engine")  # its engine line says why a graph is not used
+    engine_log.setLevel(logging.INFO)
+    if not logging.getLogger().handlers:  # TFX's imports usually configure the root logger; else print it here
+        engine_log.addHandler(logging.StreamHandler())
     workdir = Path(tempfile.mkdtemp(prefix="peers-"))
     print(f"Encoder {encoder.path}, {config.max_seq_length} tokens; exporting the model ...", flush=True)
     model, base_path = build_and_export(config, encoder, workdir)

@@ -80,16 +80,24 @@ def load_check(engine: OnnxSignatureEngine, probes: Sequence[str]) -> str:
     if engine.fast is not None:
         _check_fast_tokenizer(engine, texts)
     expected = engine.run_tf(sig.name, {spec.text_input: texts}, engine.output_names)
-    worst, checks = 0.0, 0
+    # A lower precision than fp32 may flip a label near the threshold: the manifest's accuracy figures say how often
+    # (the Trainer's gate bounded it); its numeric outputs must still be within the tolerance.
+    flips_allowed = spec.precision != "fp32"
+    worst, checks, flipped = 0.0, 0, set[int]()
     batch = engine.run_graph(engine.tokenize(texts))
-    worst = max(worst, _compare(expected, batch, spec.tolerance, "the probe batch"))
+    diff, rows = _compare(expected, batch, spec.tolerance, "the probe batch", flips_allowed)
+    worst, flipped = max(worst, diff), flipped | rows
     checks += len(texts)
     for i in range(len(texts)):  # one at a time too: batch 1 is the latency path, padded to its own length
         single = engine.run_graph(engine.tokenize(texts[i : i + 1]))
         row = {k: v[i : i + 1] for k, v in expected.items()}
-        worst = max(worst, _compare(row, single, spec.tolerance, f"probe {i} alone"))
+        diff, rows = _compare(row, single, spec.tolerance, f"probe {i} alone", flips_allowed)
+        worst, flipped = max(worst, diff), flipped | {i for _ in rows}
         checks += 1
-    return f"max |diff| {worst:.2g} on {checks} load checks"
+    detail = f"max |diff| {worst:.2g} on {checks} load checks"
+    return detail + (
+        f"; {spec.precision} labels differ from TensorFlow's on {len(flipped)} probe(s)" if flipped else ""
+    )
 
 
 def _check_fast_tokenizer(engine: OnnxSignatureEngine, texts: np.ndarray) -> None:
@@ -119,8 +127,11 @@ def _check_fast_tokenizer(engine: OnnxSignatureEngine, texts: np.ndarray) -> Non
             return
 
 
-def _compare(expected: Mapping[str, Any], got: Mapping[str, Any], tolerance: float, what: str) -> float:
-    worst = 0.0
+def _compare(
+    expected: Mapping[str, Any], got: Mapping[str, Any], tolerance: float, what: str, flips_allowed: bool = False
+) -> tuple[float, set[int]]:
+    """The largest numeric difference, and the rows whose other outputs differ where ``flips_allowed``."""
+    worst, flipped = 0.0, set[int]()
     for key, want in expected.items():
         want, have = np.asarray(want), np.asarray(got[key])
         if want.shape != have.shape:
@@ -136,8 +147,10 @@ def _compare(expected: Mapping[str, Any], got: Mapping[str, Any], tolerance: flo
                 )
             worst = max(worst, largest)
         elif not np.array_equal(want, have):
-            raise EngineRejected(f"output {key} differs from TensorFlow's on {what}")
-    return worst
+            if not flips_allowed or want.ndim == 0:
+                raise EngineRejected(f"output {key} differs from TensorFlow's on {what}")
+            flipped |= {int(i) for i in np.flatnonzero(np.any((want != have).reshape(len(want), -1), axis=1))}
+    return worst, flipped
 
 
 CALIBRATION_TEXT = b"This film was wonderful, I loved it."  # a typical short request

@@ -84,3 +84,16 @@ def test_run_session_by_rows_cuts_each_row_to_its_mask() -> None:
     seen.clear()
     (out,) = run_session(Session(), ["sum"], feed, rows=False)
     assert len(seen) == 1 and out.shape == (2, 1)
+
+
+def test_a_lower_precision_may_flip_a_label_but_not_exceed_the_tolerance() -> None:
+    from model_server.onnx_checks import EngineRejected, _compare
+
+    want = {"probability": np.array([0.49, 0.8], np.float32), "label": np.array([b"negative", b"positive"], object)}
+    got = {"probability": np.array([0.51, 0.8], np.float32), "label": np.array([b"positive", b"positive"], object)}
+    worst, flipped = _compare(want, got, 0.05, "the probe batch", flips_allowed=True)
+    assert worst == pytest.approx(0.02, abs=1e-6) and flipped == {0}
+    with pytest.raises(EngineRejected, match="output label differs"):
+        _compare(want, got, 0.05, "the probe batch")  # fp32: labels must be equal
+    with pytest.raises(EngineRejected, match="output probability differs"):
+        _compare(want, got, 0.01, "the probe batch", flips_allowed=True)

@@ -37,17 +37,20 @@ from benchmarks.common import machine, print_table, write_result
 TEXT, PROBABILITY, SIGNATURE = "text", "probability", "serving_default"
 
 
+def _progress(name: str, done: int, total: int, batch_size: int, started: float) -> None:
+    """Prints `done` of `total` reviews and the rate, about every 10 % (and at the end)."""
+    if done % max(batch_size, total // 10) < batch_size or done == total:
+        print(f"  {name}: {done}/{total} reviews, {done / (time.perf_counter() - started):.1f}/s", flush=True)
+
+
 def score(model: Any, texts: list[bytes], batch_size: int, name: str) -> tuple[np.ndarray, float]:
     """Every text's probability, in calls of `batch_size` rows; prints progress every ~10 %."""
-    probabilities, started, step = [], time.perf_counter(), max(batch_size, len(texts) // 10)
+    probabilities, started = [], time.perf_counter()
     for i in range(0, len(texts), batch_size):
         batch = np.empty(len(texts[i : i + batch_size]), dtype=object)
         batch[:] = texts[i : i + batch_size]
         probabilities.append(np.ravel(model.predict(SIGNATURE, {TEXT: batch})[PROBABILITY]))
-        done = i + len(batch)
-        if done % step < batch_size or done == len(texts):
-            rate = done / (time.perf_counter() - started)
-            print(f"  {name}: {done}/{len(texts)} reviews, {rate:.1f}/s", flush=True)
+        _progress(name, i + len(batch), len(texts), batch_size, started)
     return np.concatenate(probabilities), time.perf_counter() - started
 
 
@@ -103,10 +106,7 @@ def quantize_comparison(model: Any, texts: list[bytes], labels: np.ndarray, args
                 (out,) = run_session(session, [PROBABILITY], {x.name: feed[x.name] for x in session.get_inputs()}, rows)
                 spent[k] += time.perf_counter() - t
                 scored[k][chosen] = np.ravel(out)
-            done = i + len(chosen)
-            if done % max(args.batch_size, len(texts) // 10) < args.batch_size or done == len(texts):
-                rate = done / (time.perf_counter() - started)
-                print(f"  {kind} pass: {done}/{len(texts)} reviews, {rate:.1f}/s", flush=True)
+            _progress(f"{kind} pass", i + len(chosen), len(texts), args.batch_size, started)
         probabilities.update({k + suffix: v for k, v in scored.items()})
         seconds.update({k + suffix: v for k, v in spent.items()})
     correct = {k: (p > 0.5) == labels for k, p in probabilities.items()}

@@ -15,12 +15,7 @@ pytest.importorskip("tokenizers")
 
 
 def test_engine_accuracy_compares_the_served_engine_with_tensorflow(tmp_path: Path) -> None:
-    from pipeline_modules.data import write_synthetic_archive
-    from tests.doubles.onnx_sentiment import build_onnx_sentiment_model
-
-    archive = tmp_path / "aclImdb_v1.tar.gz"
-    write_synthetic_archive(archive, n_per_class=10, seed=5)
-    model = build_onnx_sentiment_model(str(tmp_path / "tiny" / "3"))
+    archive, model = _archive_and_model(tmp_path, 10)
     output = tmp_path / "engine-accuracy.json"
     argv = [f"--imdb-archive={archive}", f"--model={Path(model).parent}", "--limit=12", "--batch-size=5"]
     assert engine_accuracy.main([*argv, f"--output={output}"]) == 0
@@ -41,13 +36,18 @@ def test_engine_accuracy_needs_an_archive(monkeypatch: pytest.MonkeyPatch) -> No
     assert exit_info.value.code == 2
 
 
-def test_quantize_compares_both_int8_graphs_with_fp32_on_the_same_feeds(tmp_path: Path) -> None:
+def _archive_and_model(tmp_path: Path, n_per_class: int, manifest: bool = True) -> tuple[Path, str]:
+    """A generated archive and the tiny model (with its ONNX manifest, or without: TensorFlow serves it)."""
     from pipeline_modules.data import write_synthetic_archive
     from tests.doubles.onnx_sentiment import build_onnx_sentiment_model
 
     archive = tmp_path / "aclImdb_v1.tar.gz"
-    write_synthetic_archive(archive, n_per_class=10, seed=5)
-    model = build_onnx_sentiment_model(str(tmp_path / "tiny" / "3"))
+    write_synthetic_archive(archive, n_per_class=n_per_class, seed=5)
+    return archive, build_onnx_sentiment_model(str(tmp_path / "tiny" / "3"), manifest=manifest)
+
+
+def test_quantize_compares_both_int8_graphs_with_fp32_on_the_same_feeds(tmp_path: Path) -> None:
+    archive, model = _archive_and_model(tmp_path, 10)
     output = tmp_path / "quantize.json"
     argv = [f"--imdb-archive={archive}", f"--model={model}", "--limit=12", "--batch-size=5", "--quantize"]
     assert engine_accuracy.main([*argv, f"--output={output}"]) == 0
@@ -67,12 +67,7 @@ def test_quantize_compares_both_int8_graphs_with_fp32_on_the_same_feeds(tmp_path
 
 
 def test_quantize_passes_and_graphs_can_be_chosen(tmp_path: Path) -> None:
-    from pipeline_modules.data import write_synthetic_archive
-    from tests.doubles.onnx_sentiment import build_onnx_sentiment_model
-
-    archive = tmp_path / "aclImdb_v1.tar.gz"
-    write_synthetic_archive(archive, n_per_class=6, seed=5)
-    model = build_onnx_sentiment_model(str(tmp_path / "tiny" / "3"))
+    archive, model = _archive_and_model(tmp_path, 6)
     output = tmp_path / "quantize.json"
     argv = [f"--imdb-archive={archive}", f"--model={model}", "--limit=8", "--batch-size=4", "--quantize"]
     argv += ["--graphs", "fp32", "int8_per_channel", "--passes", "batched", "row_by_row", f"--output={output}"]
@@ -84,11 +79,6 @@ def test_quantize_passes_and_graphs_can_be_chosen(tmp_path: Path) -> None:
 
 
 def test_quantize_refuses_a_version_without_an_fp32_graph(tmp_path: Path) -> None:
-    from pipeline_modules.data import write_synthetic_archive
-    from tests.doubles.onnx_sentiment import build_onnx_sentiment_model
-
-    archive = tmp_path / "aclImdb_v1.tar.gz"
-    write_synthetic_archive(archive, n_per_class=4, seed=5)
-    model = build_onnx_sentiment_model(str(tmp_path / "tiny" / "3"), manifest=False)  # TensorFlow serves it
+    archive, model = _archive_and_model(tmp_path, 4, manifest=False)  # TensorFlow serves it
     with pytest.raises(SystemExit, match="fp32 ONNX graph"):
         engine_accuracy.main([f"--imdb-archive={archive}", f"--model={model}", "--limit=4", "--quantize"])

@@ -59,6 +59,7 @@ class HealthService(health_pb2_grpc.HealthServicer):
                 if status != last:
                     yield health_pb2.HealthCheckResponse(status=status)
                     last = status
+                    continue  # read again: the status may have changed while gRPC was sending that one
                 if self.shutting_down:
                     return
                 await queue.get()

@@ -65,6 +65,22 @@ def test_check_and_watch_in_process() -> None:
     asyncio.run(scenario())
 
 
+def test_a_shutdown_while_a_status_is_being_sent_is_still_sent() -> None:
+    """The race CI met: SIGTERM arrived while gRPC was still sending a Watch stream's first status (the generator
+    suspended at its yield). The stream must still send NOT_SERVING before it ends, not end with the old status."""
+
+    async def scenario() -> None:
+        service = HealthService()
+        watch = service.Watch(_request("ModelService"), None)  # type: ignore[arg-type]  # Watch never uses it
+        assert (await anext(watch)).status == SERVING  # suspended at the yield, as while gRPC sends the message
+        service.enter_shutdown()
+        assert (await anext(watch)).status == NOT_SERVING
+        with pytest.raises(StopAsyncIteration):
+            await anext(watch)
+
+    asyncio.run(scenario())
+
+
 def test_without_the_flag_there_is_no_health_service(shared_server: ServerProcess) -> None:
     with grpc.insecure_channel(shared_server.grpc_target) as channel, pytest.raises(grpc.RpcError) as info:
         health_pb2_grpc.HealthStub(channel).Check(_request(""), timeout=10)

@@ -78,14 +78,19 @@ def build_and_export(config: Any, encoder: Any, workdir: Path) -> tuple[Any, str
 # --- the engines: texts in, probabilities out -------------------------------------------------------------------------
 
 
-def ours(base_path: str) -> tuple[Predict, Any]:
+def ours(base_path: str, max_call_tokens: int | None = None) -> tuple[Predict, Any]:
+    """`ServableModel` with the server's default options (`max_call_tokens`: another `--onnx_max_call_tokens`)."""
+    import dataclasses
+
     import numpy as np
 
     from model_server.model import ServableModel, import_op_libraries
+    from model_server.onnx_engine import ONNX_AUTO
 
     import_op_libraries()
     servable = ServableModel(MODEL, 1, os.path.join(base_path, "1"))
-    servable.load(warmup=True, warmup_batch_sizes=(1, 32))
+    onnx = ONNX_AUTO if max_call_tokens is None else dataclasses.replace(ONNX_AUTO, max_call_tokens=max_call_tokens)
+    servable.load(warmup=True, warmup_batch_sizes=(1, 32), onnx=onnx)
 
     def predict(texts: list[str]) -> Any:
         batch = np.empty(len(texts), dtype=object)

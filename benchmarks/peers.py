@@ -8,6 +8,8 @@ One model, built here from the preset's encoder (`build_model`, mean or CLS pool
 with the product's Transform graph and `export_serving_model`, is run by:
   ours       `model_server.model.ServableModel` on the export, in-process (`serving_default` on the engine the
              server picks: ONNX Runtime when the export carries its graph)
+  ours_one_call  the same with `--onnx_max_call_tokens=0`: each batch one ONNX Runtime call, as before call
+             planning (`model_server.onnx_engine.call_groups`), to show that lever in the same run
   ours_int8  the same, on a copy of the export whose manifest serves the Trainer's int8 graph (per output channel):
              our path when the Trainer's int8 gate passes (speed only, see `peer_engines.int8_export`)
   baseline_tf the same export through `tf.saved_model.load`: today's fp32 TF path, whatever the server does later
@@ -111,7 +113,8 @@ def train_in_this_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
         f"this run ({record.get('train_variant')} vs {train_bench.SPEED_BASELINE}, batch {record.get('batch_size')} "
         f"x {record.get('seq_length')}, {args.train_rounds} rounds of {args.train_steps} steps)"
     )
-    figures["training"] = {k: record[k] for k in ("variants", "speedup", "matmul_peak", "rounds") if k in record}
+    kept = ("variants", "speedup", "speedup_best_steps", "matmul_peak", "rounds")
+    figures["training"] = {k: record[k] for k in kept if k in record}
     return figures
 
 
@@ -223,10 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     ours_engine = servable.engines.get(SIGNATURE, "tensorflow")  # before unload, which forgets it
     print(f"ours: {SIGNATURE} runs on {ours_engine}", flush=True)
     engines["ours"] = dict.fromkeys(WORKLOADS, our_predict)
+    one_call_predict, one_call_servable = ours(base_path, max_call_tokens=0)
+    engines["ours_one_call"] = {w: one_call_predict for w in ("short_b32", "long_b32")}
     engines["baseline_tf"] = dict.fromkeys(WORKLOADS, baseline_tf(base_path))
     engines["ort_fp32"] = dict.fromkeys(WORKLOADS, ort_engine(fp32_graph, *ort_args))
     not_measured = dict(NOT_MEASURED)
-    servables, ours_int8_engine = [servable], None
+    servables, ours_int8_engine = [servable, one_call_servable], None
     int8_base, why_not = int8_export(base_path, workdir)
     if int8_base is None:
         not_measured["ours_int8"] = why_not
@@ -292,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         "ours_int8_examples_per_s_short_b32": figure("short_b32", "ours_int8", "examples_per_s"),
         "ours_int8_examples_per_s_long_b32": figure("long_b32", "ours_int8", "examples_per_s"),
         "ours_int8_engine": ours_int8_engine,
+        "ours_one_call_examples_per_s_short_b32": figure("short_b32", "ours_one_call", "examples_per_s"),
+        "ours_one_call_examples_per_s_long_b32": figure("long_b32", "ours_one_call", "examples_per_s"),
         "throughput_vs_baseline_tf": {
             w: {
                 e: round(r["examples_per_s"] / results[w]["baseline_tf"]["examples_per_s"], 3)

@@ -35,6 +35,8 @@ from model_server.version_dirs import LoadOptions
 
 log = logging.getLogger(__name__)
 
+# Tokens (rows x padded length) per ONNX Runtime call: onnx_engine.call_groups says why and what was measured.
+ONNX_MAX_CALL_TOKENS = 512
 EPHEMERAL_PORT = -1  # our extension: bind an OS-chosen free port and report it (log line and --port_file)
 
 
@@ -62,6 +64,7 @@ class ServerOptions:
     onnx_engine: str = "auto"  # auto: serve what a version's ONNX manifest names with ONNX Runtime once it checks out
     onnx_intra_op_threads: int = 0  # 0: ONNX Runtime's choice (one per physical core)
     onnx_max_batch_size: int = -1  # calls with more rows go to TensorFlow; -1: measured at load, 0: no limit
+    onnx_max_call_tokens: int = ONNX_MAX_CALL_TOKENS  # rows x padded length per ONNX Runtime call; 0: a batch a call
     enable_signature_method_name_check: bool = False
     access_log_path: str = "-"
     request_log_path: str = ""
@@ -88,6 +91,16 @@ class ServerOptions:
 
 
 # --- command line ------------------------------------------------------------------------------------------------
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
+    return number
 
 
 def _onnx_batch_limit(value: str) -> int:
@@ -194,6 +207,14 @@ def build_arg_parser() -> argparse.ArgumentParser:
         help="auto (default): time both engines at load on 1 and 32 texts and send each call to the faster one by "
         "its number of rows; 0: ONNX Runtime for every call; N: ONNX Runtime for calls of up to N rows",
     )
+    own.add_argument(
+        "--onnx_max_call_tokens",
+        type=_non_negative_int,
+        default=ONNX_MAX_CALL_TOKENS,
+        help="the ONNX engine runs a batch in calls of at most this many tokens (rows x the call's longest row), "
+        "rows sorted by length, so that long texts neither pad to the longest nor share one huge attention; "
+        "0: every batch in one call",
+    )
     own.add_argument("--access_log_path", default="-", help="JSON-lines access log; '-' is stderr, '' disables it")
     own.add_argument(
         "--request_log_path",
@@ -292,6 +313,7 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         onnx_engine=a.onnx_engine,
         onnx_intra_op_threads=a.onnx_intra_op_threads,
         onnx_max_batch_size=a.onnx_max_batch_size,
+        onnx_max_call_tokens=a.onnx_max_call_tokens,
         enable_signature_method_name_check=a.enable_signature_method_name_check,
         access_log_path=a.access_log_path,
         request_log_path=a.request_log_path,

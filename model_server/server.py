@@ -91,7 +91,10 @@ class ModelServer:
             tags=self.options.saved_model_tags,
             warmup_iterations=self.options.num_request_iterations_for_warmup,
             onnx=OnnxOptions(
-                self.options.onnx_engine, self.options.onnx_intra_op_threads, self.options.onnx_max_batch_size
+                self.options.onnx_engine,
+                self.options.onnx_intra_op_threads,
+                self.options.onnx_max_batch_size,
+                self.options.onnx_max_call_tokens,
             ),
         )
         if per_model and self.batcher is not None:

@@ -64,6 +64,8 @@ def test_every_issue_key_is_there_and_sane(result: dict[str, Any]) -> None:
     int8 = result["ort_int8_examples_per_s_long_b32"]
     assert _positive(int8) or "ort_int8" in result["not_measured"]  # ONNX Runtime 1.26 needs sympy to quantize
     assert "pytorch" in result["not_measured"]
+    for key in ("ours_one_call_examples_per_s_short_b32", "ours_one_call_examples_per_s_long_b32"):
+        assert _positive(result[key]), key  # the same model without call planning, in the same rounds
     assert (result["train_examples_per_s_baseline"], result["train_examples_per_s"]) == (7.0, 9.5)
     assert result["batch_sizes"] == {"short_b1": 1, "short_b32": 3, "long_b32": 2}
     assert {"machine", "date", "matmul_peak"} <= result.keys()
@@ -144,3 +146,7 @@ def test_training_is_measured_in_the_same_run(tmp_path: Path) -> None:
         figures["train_examples_per_s"] / figures["train_examples_per_s_baseline"], rel=0.01
     )
     assert [r["round"] for r in figures["training"]["rounds"]] == [0, 1]
+    for v in variants.values():  # the fastest of the 2 timed steps, beside their median
+        assert 0 < v["best_step_s"] <= v["median_step_s"] and _positive(v["examples_per_s_best_step"])
+    best = variants["hub_fp32"]["best_step_s"] / variants["in_process_bf16"]["best_step_s"]
+    assert figures["training"]["speedup_best_steps"] == pytest.approx(best, rel=0.01)

@@ -1,5 +1,7 @@
-"""An int8 ONNX graph is served one row at a time: dynamic quantization scales each call by its own activations, so
-in a batch a text's score would depend on its batch mates; served row by row it depends on the text alone."""
+"""How the ONNX engine splits a batch into calls (``onnx_engine.call_groups``). An int8 graph is served one row at a
+time: dynamic quantization scales each call by its own activations, so in a batch a text's score would depend on its
+batch mates; served row by row it depends on the text alone. An fp32 graph runs rows sorted by length in calls of at
+most ``--onnx_max_call_tokens`` padded tokens, each cut to its longest row, and answers as one call would."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 from model_server.model import ServableModel
-from model_server.onnx_engine import OnnxOptions, row_by_row, run_session
+from model_server.onnx_engine import OnnxOptions, call_groups, row_by_row, run_session
 from model_server.onnx_manifest import read_onnx_manifest, write_onnx_manifest
 from tests.doubles.onnx_sentiment import build_onnx_sentiment_model
 
@@ -97,3 +99,74 @@ def test_a_lower_precision_may_flip_a_label_but_not_exceed_the_tolerance() -> No
         _compare(want, got, 0.05, "the probe batch")  # fp32: labels must be equal
     with pytest.raises(EngineRejected, match="output probability differs"):
         _compare(want, got, 0.01, "the probe batch", flips_allowed=True)
+
+
+class _RecordingSession:
+    """Sums each row's ids (so an answer says which row it was) and records the shapes it was called with."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, ...]] = []
+
+    def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.calls.append(feed["input_word_ids"].shape)
+        total = np.sum(feed["input_word_ids"], axis=1)
+        return [total.astype(np.float32), np.array([f"row {t}" for t in total], dtype=object)]
+
+
+def _feed(lengths: list[int], width: int) -> dict[str, np.ndarray]:
+    ids = np.zeros([len(lengths), width], np.int64)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = 100 * (i + 1) + np.arange(1, n + 1)  # row i's ids sum to something no other row's does
+    return {"input_word_ids": ids, "input_mask": (ids != 0).astype(np.int64), "input_type_ids": np.zeros_like(ids)}
+
+
+def test_call_groups_plan_by_length_within_the_token_budget() -> None:
+    lengths = np.array([3, 256, 16, 200, 256, 5])
+    groups = call_groups(lengths, rows=False, max_tokens=512)
+    assert [g.tolist() for g in groups] == [[1, 4], [3, 2], [5, 0]]  # longest first; 2 x 256, 2 x 200, 2 x 5
+    assert sorted(np.concatenate(groups).tolist()) == list(range(6))  # every row once
+    assert [g.tolist() for g in call_groups(lengths, rows=False, max_tokens=100)][:2] == [[1], [4]]  # a long row alone
+    assert [g.tolist() for g in call_groups(lengths, rows=False, max_tokens=0)] == [list(range(6))]  # one call
+    assert [g.tolist() for g in call_groups(lengths, rows=True, max_tokens=512)] == [[i] for i in range(6)]
+    assert [g.tolist() for g in call_groups(np.array([16] * 32), rows=False, max_tokens=1024)] == [list(range(32))]
+
+
+def test_run_session_in_planned_calls_answers_in_the_batch_order() -> None:
+    feed = _feed([3, 9, 2, 8], width=9)
+    whole, label = run_session(_RecordingSession(), ["sum", "label"], feed, rows=False)
+    session = _RecordingSession()
+    planned, planned_label = run_session(session, ["sum", "label"], feed, rows=False, max_tokens=18)
+    np.testing.assert_array_equal(planned, whole)  # the same rows' answers, in the batch's order
+    assert planned_label.tolist() == label.tolist()
+    assert session.calls == [(2, 9), (2, 3)]  # rows 1 and 3 cut to 9 tokens, then rows 0 and 2 cut to 3
+    session = _RecordingSession()
+    run_session(session, ["sum", "label"], _feed([4, 4], width=4), rows=False, max_tokens=1024)
+    assert session.calls == [(2, 4)]  # nothing to cut: the batch as it came
+    session = _RecordingSession()
+    run_session(session, ["sum", "label"], _feed([4, 2], width=6), rows=False, max_tokens=1024)
+    assert session.calls == [(2, 4)]  # one call, cut to the longest row
+
+
+def test_an_fp32_graph_answers_alike_in_one_call_or_in_planned_calls(tmp_path: Path) -> None:
+    model = ServableModel("tiny", 1, build_onnx_sentiment_model(str(tmp_path / "tiny" / "1")))
+    model.load(warmup=False, onnx=OnnxOptions(max_batch_size=0, max_call_tokens=8))
+    try:
+        engine = model.onnx_engine("serving_default")
+        assert engine is not None and engine.max_call_tokens == 8
+        batch = np.empty(len(TEXTS), dtype=object)
+        batch[:] = [t.encode() for t in TEXTS]
+        feed = engine.tokenize(batch)
+        (one_call,) = run_session(engine.session, ["probability"], feed, rows=False)
+        real, calls = engine.session, []
+
+        class Spy:
+            def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+                calls.append(feed["input_mask"].shape)
+                return list(real.run(names, feed))
+
+        engine.session = Spy()
+        served = model.predict("serving_default", {"text": batch})["probability"]
+        np.testing.assert_allclose(np.ravel(served), np.ravel(one_call), atol=1e-6)
+        assert len(calls) > 1 and all(rows * width <= 8 or rows == 1 for rows, width in calls), calls
+    finally:
+        model.unload()

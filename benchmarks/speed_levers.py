@@ -6,7 +6,10 @@
 Training (real reviews, the preset's encoder and `max_seq_length`, batch of the preset): `baseline` pads every review
 to `max_seq_length` (Transform's output as is) and prefetches; `bucketing` groups batches by length and pads to the
 batch's longest (`--train-length-bucketing`, the default now); `xla` compiles the train step (`--jit-compile`);
-`no_prefetch`; `one_thread` runs TensorFlow's ops on one thread (intra- and inter-op) instead of all cores.
+`no_prefetch`; `one_thread` runs TensorFlow's ops on one thread (intra- and inter-op) instead of all cores;
+`bf16_bucketing` and `bf16_xla_bucketing`: the Trainer's path with `--training-precision mixed_bfloat16`, without and
+with `--jit-compile` (under XLA, batches padded to their bucket's edge: one compilation per edge, inside the timed
+steps, as a Trainer run pays them).
 The input pipeline alone (parse serialized transformed examples, with and without `cache()`) is timed too: it has
 to outrun the model for prefetching and caching to matter at all.
 
@@ -35,6 +38,9 @@ TRAIN_LEVERS: dict[str, dict[str, Any]] = {
     "xla": {"bucketing": False, "jit_compile": True, "max_steps": 4},  # ~25 s a step here: a few tell enough
     "no_prefetch": {"bucketing": False, "prefetch": False},
     "one_thread": {"bucketing": False, "threads": 1},
+    # the Trainer's own path (bucketing on) in bfloat16, without and with XLA (which then pads to bucket edges)
+    "bf16_bucketing": {"bucketing": True, "training_precision": "mixed_bfloat16"},
+    "bf16_xla_bucketing": {"bucketing": True, "training_precision": "mixed_bfloat16", "jit_compile": True},
 }
 SERVE_LEVERS: dict[str, dict[str, Any]] = {
     "pad_to_max": {"buckets": False},
@@ -85,11 +91,17 @@ def train_lever(args: argparse.Namespace, lever: dict[str, Any]) -> dict[str, An
     batch = config.train_batch_size
     dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).repeat().batch(batch)
     if lever.get("bucketing"):
-        dataset = bucket_by_length(dataset, batch, config.max_seq_length, drop_remainder=True)
+        # as the Trainer's input_fn: under XLA, padded to the bucket's edge (one compilation per edge)
+        pad = bool(lever.get("jit_compile"))
+        dataset = bucket_by_length(dataset, batch, config.max_seq_length, drop_remainder=True, pad_to_bucket=pad)
     if lever.get("prefetch", True):
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     settings = TrainerSettings.from_config(config, encoder)
-    settings = dataclasses.replace(settings, jit_compile=bool(lever.get("jit_compile")))
+    settings = dataclasses.replace(
+        settings,
+        jit_compile=bool(lever.get("jit_compile")),
+        training_precision=lever.get("training_precision", settings.training_precision),
+    )
     tf.keras.utils.set_random_seed(1)
     model = compile_model(settings, settings.hyperparameters, args.warmup_steps + args.steps)
     iterator = iter(dataset)

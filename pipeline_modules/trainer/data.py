@@ -23,8 +23,10 @@ def input_fn(
     repeat: bool,
     seed: int,
     length_bucketing: bool,
+    fixed_lengths: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of transformed examples: shuffled and endless for training (`repeat`), one ordered pass otherwise."""
+    """Batches of transformed examples: shuffled and endless for training (`repeat`), one ordered pass otherwise;
+    `fixed_lengths`: bucketed batches padded to their bucket's edge (see `bucket_by_length`)."""
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(
@@ -37,7 +39,13 @@ def input_fn(
         tf_transform_output.transformed_metadata.schema,
     )
     if length_bucketing:
-        dataset = bucket_by_length(dataset, batch_size, padded_length(tf_transform_output), drop_remainder=repeat)
+        dataset = bucket_by_length(
+            dataset,
+            batch_size,
+            padded_length(tf_transform_output),
+            drop_remainder=repeat,
+            pad_to_bucket=fixed_lengths,
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -53,7 +61,8 @@ def train_and_eval_datasets(
     train_batch: int,
     eval_batch: int,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Shuffled, repeating training batches and one pass of eval batches, length-bucketed if configured."""
+    """Shuffled, repeating training batches and one pass of eval batches, length-bucketed if configured (to the
+    buckets' edges under XLA, which compiles the step once per batch shape)."""
     train = input_fn(
         fn_args.train_files,
         fn_args.data_accessor,
@@ -62,6 +71,7 @@ def train_and_eval_datasets(
         repeat=True,
         seed=settings.seed,
         length_bucketing=settings.train_length_bucketing,
+        fixed_lengths=settings.jit_compile,
     )
     evaluation = input_fn(
         fn_args.eval_files,
@@ -71,18 +81,29 @@ def train_and_eval_datasets(
         repeat=False,
         seed=settings.seed,
         length_bucketing=settings.train_length_bucketing,
+        fixed_lengths=settings.jit_compile,
     )
     return train, evaluation
 
 
 def bucket_by_length(
-    dataset: tf.data.Dataset, batch_size: int, max_length: int, *, drop_remainder: bool, granularity: int = 32
+    dataset: tf.data.Dataset,
+    batch_size: int,
+    max_length: int,
+    *,
+    drop_remainder: bool,
+    granularity: int = 32,
+    pad_to_bucket: bool = False,
 ) -> tf.data.Dataset:
-    """Re-batch (features, label) batches so each batch holds reviews of similar length, padded to its longest.
+    """Re-batch (features, label) batches so each batch holds reviews of similar length, padded to its longest
+    (`pad_to_bucket`: to its bucket's upper edge, a multiple of `granularity` or `max_length`).
 
     Why: Transform pads every review to `max_seq_length`, and the encoder's cost grows with the padded length, so a
     batch of short reviews would pay for the longest possible one. Reviews are cut back to their real length (the
-    mask's sum), grouped in buckets `granularity` tokens wide and padded again to the longest in their batch.
+    mask's sum), grouped in buckets `granularity` tokens wide and padded again to the longest in their batch. XLA
+    compiles the train step once per batch shape: padded to the bucket's edge there are at most
+    `max_length / granularity` lengths (8 at 256 tokens) instead of one per longest review, for at most
+    `granularity - 1` more padding in a batch.
     """
 
     def trim(inputs: Mapping[str, tf.Tensor], label: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
@@ -90,6 +111,8 @@ def bucket_by_length(
         return {key: inputs[key][:length] for key in features.ENCODER_INPUT_KEYS}, label
 
     boundaries = list(range(granularity + 1, max_length + 1, granularity))
+    if pad_to_bucket and (not boundaries or boundaries[-1] != max_length + 1):
+        boundaries.append(max_length + 1)  # padded to boundary - 1: the last bucket ends at max_length
     return (
         dataset.unbatch()
         .map(trim, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -98,6 +121,7 @@ def bucket_by_length(
             bucket_boundaries=boundaries,
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
             drop_remainder=drop_remainder,
+            pad_to_bucket_boundary=pad_to_bucket,
         )
     )
 

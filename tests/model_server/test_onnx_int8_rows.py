@@ -6,13 +6,16 @@ most ``--onnx_max_call_tokens`` padded tokens, each cut to its longest row, and 
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from model_server.model import ServableModel
-from model_server.onnx_engine import OnnxOptions, call_groups, row_by_row, run_session
+from model_server.onnx_engine import OnnxOptions, call_groups, row_by_row, row_pool, run_session
 from model_server.onnx_manifest import read_onnx_manifest, write_onnx_manifest
 from tests.doubles.onnx_sentiment import build_onnx_sentiment_model
 
@@ -168,5 +171,40 @@ def test_an_fp32_graph_answers_alike_in_one_call_or_in_planned_calls(tmp_path: P
         served = model.predict("serving_default", {"text": batch})["probability"]
         np.testing.assert_allclose(np.ravel(served), np.ravel(one_call), atol=1e-6)
         assert len(calls) > 1 and all(rows * width <= 8 or rows == 1 for rows, width in calls), calls
+    finally:
+        model.unload()
+
+
+def test_rows_run_side_by_side_on_workers_and_answer_in_order() -> None:
+    threads: set[int] = set()
+
+    class Slow(_RecordingSession):
+        def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+            threads.add(threading.get_ident())
+            time.sleep(0.01)  # long enough that the second worker takes the next row
+            return super().run(names, feed)
+
+    feed = _feed([3, 9, 2, 8, 5, 1], width=9)
+    alone, labels = run_session(Slow(), ["sum", "label"], feed, rows=True)
+    threads.clear()
+    with ThreadPoolExecutor(2) as workers:
+        side_by_side, labels_too = run_session(Slow(), ["sum", "label"], feed, rows=True, workers=workers)
+    np.testing.assert_array_equal(side_by_side, alone)
+    assert labels_too.tolist() == labels.tolist() and len(threads) == 2
+    assert row_pool(1) is None and row_pool(2) is row_pool(2)  # one shared pool per size; one thread: the caller
+
+
+def test_an_int8_engine_runs_single_threaded_sessions_side_by_side(tmp_path: Path) -> None:
+    model = ServableModel("tiny", 1, _int8_version(tmp_path))
+    model.load(warmup=False, onnx=OnnxOptions(max_batch_size=0, intra_op_threads=2))
+    try:
+        engine = model.onnx_engine("serving_default")
+        assert engine is not None and engine.row_workers is row_pool(2)
+        assert engine.session.get_session_options().intra_op_num_threads == 1
+        batch = np.empty(len(TEXTS), dtype=object)
+        batch[:] = [t.encode() for t in TEXTS]
+        (one_by_one,) = run_session(engine.session, ["probability"], engine.tokenize(batch), rows=True)
+        served = model.predict("serving_default", {"text": batch})["probability"]
+        np.testing.assert_array_equal(np.ravel(served), np.ravel(one_by_one))
     finally:
         model.unload()

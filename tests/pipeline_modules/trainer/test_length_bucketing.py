@@ -83,6 +83,28 @@ def test_training_batches_drop_the_remainder_when_repeating() -> None:
     assert sizes == [4, 4]
 
 
+@pytest.mark.parametrize("max_length", [MAX_LENGTH, 60])
+def test_under_xla_training_batches_take_only_the_bucket_edges_as_lengths(max_length: int) -> None:
+    rng = np.random.default_rng(5)
+    lengths = [int(n) for n in rng.integers(1, max_length + 1, size=60)] + [max_length, 1]
+    inputs = _padded(lengths, max_length)
+    labels = tf.constant(np.arange(len(lengths)), tf.int64)
+    batched = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(8)
+    edges = {16, 32, 48, max_length}  # at most max_length / 16 shapes to compile, whatever the reviews
+    seen: dict[int, int] = {}
+    for batch_inputs, batch_labels in bucket_by_length(
+        batched, 8, max_length, drop_remainder=False, granularity=16, pad_to_bucket=True
+    ):
+        mask = batch_inputs[features.INPUT_MASK].numpy()
+        assert mask.shape[1] in edges and mask.shape[1] >= mask.sum(axis=1).max() > mask.shape[1] - 16
+        for row, label in enumerate(batch_labels.numpy().reshape(-1)):
+            seen[int(label)] = int(mask[row].sum())
+            expected = inputs[features.INPUT_WORD_IDS][int(label), : seen[int(label)]].numpy()
+            np.testing.assert_array_equal(batch_inputs[features.INPUT_WORD_IDS][row, : seen[int(label)]], expected)
+            assert not mask[row, seen[int(label)] :].any()  # the rest is padding
+    assert seen == dict(enumerate(lengths))
+
+
 # --- the exported model: bucketed and unbucketed signatures of the same weights agree --------------------------------
 
 

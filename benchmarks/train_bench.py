@@ -227,7 +227,7 @@ def speed(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
             "mfu": round(rate * flops_per_example / peak["bfloat16" if in_bf16 else "float32"]["peak_flops"], 4),
             "mfu_vs_float32_peak": round(rate * flops_per_example / peak["float32"]["peak_flops"], 4),
         }
-    base = variants.get(SPEED_BASELINE, {}).get("examples_per_s")
+    base, base_best = (variants.get(SPEED_BASELINE, {}).get(k) for k in ("examples_per_s", "best_step_s"))
     for result in variants.values():
         result["speedup_vs_baseline"] = round(result["examples_per_s"] / base, 3) if base else None
     fastest = max(
@@ -241,11 +241,7 @@ def speed(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         "train_examples_per_s": variants[fastest]["examples_per_s"] if fastest else None,
         "train_variant": fastest,
         "speedup": variants[fastest]["speedup_vs_baseline"] if fastest else None,
-        "speedup_best_steps": (
-            round(variants[SPEED_BASELINE]["best_step_s"] / variants[fastest]["best_step_s"], 3)
-            if fastest and SPEED_BASELINE in variants
-            else None
-        ),
+        "speedup_best_steps": round(base_best / variants[fastest]["best_step_s"], 3) if fastest and base_best else None,
         "model_gflops_per_example": round(flops_per_example / 1e9, 3),
         "matmul_peak": peak,
         "matmul_peaks_measured": peaks,

@@ -93,16 +93,6 @@ class ServerOptions:
 # --- command line ------------------------------------------------------------------------------------------------
 
 
-def _non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
-    return number
-
-
 def _onnx_batch_limit(value: str) -> int:
     """``--onnx_max_batch_size``: ``auto`` (-1) or a row count >= 0."""
     if value.strip().lower() == "auto":
@@ -209,7 +199,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     own.add_argument(
         "--onnx_max_call_tokens",
-        type=_non_negative_int,
+        type=int,
         default=ONNX_MAX_CALL_TOKENS,
         help="the ONNX engine runs a batch in calls of at most this many tokens (rows x the call's longest row), "
         "rows sorted by length, so that long texts neither pad to the longest nor share one huge attention; "
@@ -274,8 +264,9 @@ def parse_args(argv: Sequence[str]) -> ServerOptions:
         raise ConfigError("poll intervals must be >= 0")
     if not 0.0 <= a.request_log_sample_rate <= 1.0:
         raise ConfigError("--request_log_sample_rate must be within [0, 1]")
-    if a.onnx_intra_op_threads < 0:
-        raise ConfigError("--onnx_intra_op_threads must be >= 0")
+    for flag in ("onnx_intra_op_threads", "onnx_max_call_tokens"):
+        if getattr(a, flag) < 0:
+            raise ConfigError(f"--{flag} must be >= 0")
     if a.shutdown_grace_seconds < 0:
         raise ConfigError("--shutdown_grace_seconds must be >= 0")
     ssl_config = None

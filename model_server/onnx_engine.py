@@ -71,6 +71,11 @@ class OnnxOptions:
     max_batch_size: int = -1
     max_call_tokens: int = ONNX_MAX_CALL_TOKENS
 
+    @property
+    def row_threads(self) -> int:
+        """Rows of a row-by-row graph run side by side (see :func:`row_pool`): the intra-op threads, else the cores."""
+        return self.intra_op_threads or available_cores()
+
 
 ONNX_AUTO = OnnxOptions()  # the default: use a manifest that checks out, ONNX Runtime's thread count
 
@@ -296,7 +301,7 @@ def load_onnx_engines(
             if engine.max_call_tokens and not row_by_row(spec.precision):
                 detail += f"; batches run in calls of up to {engine.max_call_tokens} tokens"
             if engine.row_workers is not None:
-                detail += f"; rows side by side on {options.intra_op_threads or available_cores()} threads"
+                detail += f"; rows side by side on {options.row_threads} threads"
             tokenizer = "wordpiece" if engine.fast else "tensorflow"
             detail += f"; tokenizer {tokenizer}; checked in {time.monotonic() - start:.1f} s"
             if spec.measured:
@@ -371,7 +376,7 @@ def _build(
     engine = OnnxSignatureEngine(sig, spec, session, sorted(tok.outputs), run_tf)
     engine.max_call_tokens = options.max_call_tokens
     if rows:
-        engine.row_workers = row_pool(options.intra_op_threads or available_cores())
+        engine.row_workers = row_pool(options.row_threads)
     if spec.wordpiece is not None:
         if {WORD_IDS, MASK, TYPE_IDS} - set(tok.outputs) or set(engine.graph_inputs) - {WORD_IDS, MASK, TYPE_IDS}:
             log.warning(

@@ -23,10 +23,10 @@ def input_fn(
     repeat: bool,
     seed: int,
     length_bucketing: bool,
-    fixed_lengths: bool = False,
+    pad_to_bucket: bool = False,
 ) -> tf.data.Dataset:
     """Batches of transformed examples: shuffled and endless for training (`repeat`), one ordered pass otherwise;
-    `fixed_lengths`: bucketed batches padded to their bucket's edge (see `bucket_by_length`)."""
+    `pad_to_bucket`: bucketed batches padded to their bucket's edge (see `bucket_by_length`)."""
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(
@@ -44,7 +44,7 @@ def input_fn(
             batch_size,
             padded_length(tf_transform_output),
             drop_remainder=repeat,
-            pad_to_bucket=fixed_lengths,
+            pad_to_bucket=pad_to_bucket,
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -71,7 +71,7 @@ def train_and_eval_datasets(
         repeat=True,
         seed=settings.seed,
         length_bucketing=settings.train_length_bucketing,
-        fixed_lengths=settings.jit_compile,
+        pad_to_bucket=settings.jit_compile,
     )
     evaluation = input_fn(
         fn_args.eval_files,
@@ -81,7 +81,7 @@ def train_and_eval_datasets(
         repeat=False,
         seed=settings.seed,
         length_bucketing=settings.train_length_bucketing,
-        fixed_lengths=settings.jit_compile,
+        pad_to_bucket=settings.jit_compile,
     )
     return train, evaluation
 

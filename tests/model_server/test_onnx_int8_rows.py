@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model_server.config import ONNX_MAX_CALL_TOKENS, parse_args
 from model_server.model import ServableModel
+from model_server.model_config import ConfigError
 from model_server.onnx_engine import OnnxOptions, call_groups, row_by_row, row_pool, run_session
 from model_server.onnx_manifest import read_onnx_manifest, write_onnx_manifest
 from tests.doubles.onnx_sentiment import build_onnx_sentiment_model
@@ -132,6 +134,17 @@ def test_call_groups_plan_by_length_within_the_token_budget() -> None:
     assert [g.tolist() for g in call_groups(lengths, rows=False, max_tokens=0)] == [list(range(6))]  # one call
     assert [g.tolist() for g in call_groups(lengths, rows=True, max_tokens=512)] == [[i] for i in range(6)]
     assert [g.tolist() for g in call_groups(np.array([16] * 32), rows=False, max_tokens=1024)] == [list(range(32))]
+
+
+def test_the_call_token_flag_defaults_to_the_measured_budget_and_refuses_negatives() -> None:
+    assert (
+        parse_args(["--model_base_path=/m"]).onnx_max_call_tokens
+        == ONNX_MAX_CALL_TOKENS
+        == OnnxOptions().max_call_tokens
+    )
+    assert parse_args(["--model_base_path=/m", "--onnx_max_call_tokens=0"]).onnx_max_call_tokens == 0
+    with pytest.raises(ConfigError, match="--onnx_max_call_tokens must be >= 0"):
+        parse_args(["--model_base_path=/m", "--onnx_max_call_tokens=-1"])
 
 
 def test_run_session_in_planned_calls_answers_in_the_batch_order() -> None:

@@ -132,3 +132,22 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
         print("  ".join(value.rjust(widths[c]) for c, value in enumerate(row)))
         if n == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def served_engine(version_dir: str | None, test_accuracy: float | None, signature: str) -> dict[str, Any]:
+    """What the pushed version's `signature` is answered by, and that engine's accuracy on the eval split: an int8
+    graph's is the Trainer's gate measurement (row by row, as served); an fp32 graph or TensorFlow answers as the
+    SavedModel does (within 1e-4), so the Evaluator's accuracy is its own."""
+    from model_server.onnx_manifest import read_onnx_manifest
+
+    found = read_onnx_manifest(version_dir).get(signature) if version_dir else None
+    if found is None or found.precision == "fp32":
+        engine = "tensorflow" if found is None else "onnxruntime fp32"
+        return {"engine": engine, "accuracy": test_accuracy, "accuracy_source": "Evaluator (the SavedModel)"}
+    return {
+        "engine": f"onnxruntime {found.precision}",
+        "accuracy": found.accuracy[found.precision],
+        "accuracy_examples": int(found.accuracy.get("examples", 0)),
+        "fp32_accuracy_same_examples": found.accuracy["fp32"],
+        "accuracy_source": "the Trainer's engine gate (assets.extra/onnx_engine.json)",
+    }

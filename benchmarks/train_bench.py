@@ -29,6 +29,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ from benchmarks.common import (
     encoder_dimensions,
     matmul_peak_flops,
     print_table,
+    served_engine,
     training_flops_per_example,
     write_result,
 )
@@ -131,12 +133,6 @@ class OtherLoad:
         return max(((busy - self.started[0]) - (own - self.started[1])) / max(wall - self.started[2], 1e-9), 0.0)
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def speed(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     """Training throughput of the build variants at one batch shape, interleaved in one process (see the docstring)."""
     import dataclasses
@@ -210,14 +206,14 @@ def speed(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     for name in args.variants:
         variant = SPEED_VARIANTS[name]
         in_bf16 = variant["in_process"] and variant["training_precision"] == "mixed_bfloat16"
-        rate = batch / _median(step_s[name])
-        quiet = batch / _median(quiet_step_s[name]) if quiet_step_s[name] else None
+        rate = batch / statistics.median(step_s[name])
+        quiet = batch / statistics.median(quiet_step_s[name]) if quiet_step_s[name] else None
         variants[name] = {
             **variant,
             "examples_per_s": round(rate, 2),
             "examples_per_s_quiet_rounds": round(quiet, 2) if quiet else None,
             "quiet_steps": len(quiet_step_s[name]),
-            "median_step_s": round(_median(step_s[name]), 3),
+            "median_step_s": round(statistics.median(step_s[name]), 3),
             # stalls only add time (on one 2-core VM half the steps of every variant took ~5.1 s at ~1 core busy):
             # the fastest step shows each build's speed when the machine lets it run
             "best_step_s": round(min(step_s[name]), 3),
@@ -287,6 +283,7 @@ def speed(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
     from pipeline_modules.config import add_config_arguments, as_dict, config_for, overrides_from_args
     from pipeline_modules.environment import prepare_data_source, resolve_encoder_for
+    from pipeline_modules.features import SERVING_SIGNATURE
     from pipeline_modules.local_runner import configure_logging, run
     from pipeline_modules.run_summary import format_summary, latest_run
 
@@ -365,6 +362,7 @@ def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
         "blessed": summary.blessed,
         "infra_blessed": summary.infra_blessed,
         "pushed_destination": summary.pushed_destination,
+        "served": served_engine(summary.pushed_destination, overall.get("binary_accuracy"), SERVING_SIGNATURE),
         "trainer_final": {k: v for k, v in training.items() if k not in ("hyperparameters",)},
         "hyperparameters": training.get("hyperparameters"),
         "eval_slices": {
@@ -381,6 +379,7 @@ def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
         ["figure", "value"],
         [
             ["test accuracy", payload["test_accuracy"]],
+            [f"accuracy served ({payload['served']['engine']})", payload["served"]["accuracy"]],
             ["test examples", payload["test_examples"]],
             ["train reviews/s (steady)", payload["train_examples_per_s"]],
             ["model GFLOP per review", payload["model_gflops_per_review"]],

@@ -327,6 +327,20 @@ def _log_unusable_manifest(model: str, version: int, path: str, reason: str) -> 
         log.info("%s", engine_log_line(model, version, str(name), "tensorflow", detail=f"bad manifest: {reason}"))
 
 
+def onnx_session(graph: str | bytes, precision: str, options: OnnxOptions = ONNX_AUTO) -> Any:
+    """A session set up as the server runs a ``precision`` graph; the Trainer's engine gate measures with it too."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # one thread per call for a row-by-row graph: its rows run side by side on row_pool's threads
+    so.intra_op_num_threads = 1 if row_by_row(precision) else options.intra_op_threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3  # errors only: ORT's warnings about its own optimizations are not the server's news
+    return ort.InferenceSession(graph, sess_options=so, providers=["CPUExecutionProvider"])
+
+
 def _build(
     path: str,
     signatures: Mapping[str, SignatureInfo],
@@ -346,21 +360,13 @@ def _build(
     tok_text = tok.inputs.get(spec.text_input)
     if set(tok.inputs) != {spec.text_input} or tok_text is None or not tok_text.dtype.is_string:
         raise EngineRejected(f"tokenize signature {spec.tokenize_signature} does not take {spec.text_input!r}")
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise EngineRejected(f"onnxruntime is not importable: {short_error(exc)}") from None
     graph = os.path.join(path, spec.graph)
     if not os.path.isfile(graph):
         raise EngineRejected(f"graph {spec.graph} not found")
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    rows = row_by_row(spec.precision)  # one thread per call, rows side by side on row_pool's threads
-    so.intra_op_num_threads = 1 if rows else options.intra_op_threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3  # errors only: ORT's warnings about its own optimizations are not the server's news
-    session = ort.InferenceSession(graph, sess_options=so, providers=["CPUExecutionProvider"])
+    try:
+        session, rows = onnx_session(graph, spec.precision, options), row_by_row(spec.precision)
+    except ImportError as exc:
+        raise EngineRejected(f"onnxruntime is not importable: {short_error(exc)}") from None
     for i in session.get_inputs():
         info = tok.outputs.get(i.name)
         if info is None:

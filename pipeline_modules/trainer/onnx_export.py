@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from model_server.onnx_checks import PROBE_TEXTS as SERVER_PROBE_TEXTS
-from model_server.onnx_engine import row_by_row, run_session
+from model_server.onnx_engine import ONNX_AUTO, onnx_session, row_by_row, row_pool, run_session
 from model_server.onnx_manifest import (
     DEFAULT_TOLERANCE,
     ENGINE_NAMES,
@@ -129,16 +129,17 @@ def vocab_asset(engine: EngineExport) -> tf.saved_model.Asset:
     return tf.saved_model.Asset(engine.vocab_file)
 
 
-def _session(model: Any) -> Any:
-    import onnxruntime as ort
-
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+def _session(model: Any, precision: str) -> Any:
+    return onnx_session(model.SerializeToString(), precision)
 
 
-def _run(session: Any, inputs: Mapping[str, Any], rows: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The graph's probability and label, run as the model server runs it (`rows`: one row at a time)."""
+def _run(session: Any, inputs: Mapping[str, Any], precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """The graph's probability and label, run as the model server runs it with its default options: an int8 graph
+    one row at a time, its rows side by side; fp32 in calls planned by length (`onnx_engine.call_groups`)."""
     feed = {key: np.asarray(inputs[key], dtype=np.int64) for key in features.ENCODER_INPUT_KEYS}
-    probability, label = run_session(session, [features.PROBABILITY_OUTPUT, features.LABEL_OUTPUT], feed, rows)
+    rows, outputs = row_by_row(precision), [features.PROBABILITY_OUTPUT, features.LABEL_OUTPUT]
+    workers = row_pool(ONNX_AUTO.row_threads) if rows else None
+    probability, label = run_session(session, outputs, feed, rows, ONNX_AUTO.max_call_tokens, workers)
     return np.asarray(probability, np.float64), np.asarray(label).astype(str)
 
 
@@ -171,13 +172,13 @@ def _measure(
     the `expected` of the eval examples that have none. Logs progress on long runs (the int8 gate's 25,000)."""
     diff, mismatched = 0.0, 0
     for probe in probes:
-        probability, label = _run(session, probe, row_by_row(precision))
+        probability, label = _run(session, probe, precision)
         diff = max(diff, float(np.max(np.abs(probability - probe["expected"]))))
         mismatched += int(np.sum(label != probe["label"]))
     right = []
     total, done, started, tenths = sum(len(b["label"]) for b in batches), 0, time.monotonic(), 1
     for batch in batches:
-        probability, label = _run(session, batch, row_by_row(precision))
+        probability, label = _run(session, batch, precision)
         if "expected" not in batch and precision == "fp32":
             batch["expected"] = probability
         diff = max(diff, float(np.max(np.abs(probability - batch["expected"]))))
@@ -283,7 +284,7 @@ def export_onnx_engine(
     limit = engine.eval_examples if wants_int8 else min(engine.eval_examples, FP32_AGREEMENT_EXAMPLES)
     batches = _eval_batches(model, eval_dataset, limit)
     examples = len(PROBE_TEXTS) + sum(len(b["label"]) for b in batches)
-    fp32_figures, fp32_correct = _measure(_session(fp32), batches, probe, "fp32")
+    fp32_figures, fp32_correct = _measure(_session(fp32, "fp32"), batches, probe, "fp32")
     diff = fp32_figures["max_abs_diff"]
     if diff > DEFAULT_TOLERANCE or fp32_figures["label_mismatches"]:
         reason = (
@@ -301,7 +302,7 @@ def export_onnx_engine(
         if int8 is not None and not batches:
             int8, why_not = None, "no eval examples to measure its accuracy on"
         if int8 is not None:
-            figures, int8_correct = _measure(_session(int8), batches, probe, "int8")  # row by row, as served
+            figures, int8_correct = _measure(_session(int8, "int8"), batches, probe, "int8")  # as served
             drop, upper, differ = drop_upper_bound(fp32_correct, int8_correct)
             gate = {"int8_label_differences": float(differ)}
             if math.isfinite(upper):  # one eval example: no bound (and the manifest is strict JSON)

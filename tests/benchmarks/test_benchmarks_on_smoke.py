@@ -50,6 +50,8 @@ def test_train_benchmark_reports_accuracy_throughput_and_mfu(train_result) -> No
     for component in ("ImdbExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"):
         assert component in result["components_s"]
     assert result["pushed_destination"]
+    assert result["served"]["engine"] == "onnxruntime fp32"  # smoke's default engine, exact: the Evaluator's accuracy
+    assert result["served"]["accuracy"] == result["test_accuracy"]
     assert "Overall" in result["eval_slices"]
     assert {"machine", "date", "config"} <= result.keys()
 

@@ -1,15 +1,18 @@
 """The int8 gate's passes over the eval split: the Keras model scores only the fp32 agreement examples (the fp32
-graph's own probability is the reference for the rest), and a long pass logs its progress."""
+graph's own probability is the reference for the rest), the graphs run as the server runs them, and a long pass logs
+its progress."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from model_server.onnx_engine import ONNX_AUTO
 from pipeline_modules import features
 from pipeline_modules.trainer import onnx_export
 
@@ -61,3 +64,35 @@ def test_a_long_pass_logs_its_progress(monkeypatch: pytest.MonkeyPatch, caplog: 
         onnx_export._measure(_Session(), batches, [], "fp32")
     lines = [r.getMessage() for r in caplog.records if "eval examples" in r.getMessage()]
     assert len(lines) == 10 and lines[-1].startswith("Export: fp32 graph scored 640/640 eval examples")
+
+
+class _Recording(_Session):
+    """Records each call's shape and the thread it ran on."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[int, ...], str]] = []
+
+    def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.calls.append((feed[features.INPUT_WORD_IDS].shape, threading.current_thread().name))
+        return super().run(names, feed)
+
+
+def test_the_graphs_run_as_the_server_runs_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    monkeypatch.setattr(onnx_export, "onnx_session", lambda graph, precision: made.append(precision) or _Recording())
+
+    class _Graph:
+        def SerializeToString(self) -> bytes:  # noqa: N802 - the ONNX ModelProto method
+            return b""
+
+    fp32, int8 = onnx_export._session(_Graph(), "fp32"), onnx_export._session(_Graph(), "int8")
+    assert made == ["fp32", "int8"]  # the server's session options for each precision (int8: one thread per call)
+    rows = 2 * ONNX_AUTO.max_call_tokens // 128  # rows of 128 tokens: two calls' worth
+    ids = np.ones([rows, 128], np.int64)
+    batch = {**{k: ids for k in features.ENCODER_INPUT_KEYS}, "label": np.zeros([rows]), "expected": np.full(rows, 0.5)}
+    onnx_export._measure(fp32, [batch], [], "fp32")
+    assert [shape for shape, _ in fp32.calls] == [(rows // 2, 128)] * 2  # planned by length, as served
+    onnx_export._measure(int8, [batch], [], "int8")
+    assert [shape for shape, _ in int8.calls] == [(1, 128)] * rows  # one row a call
+    if ONNX_AUTO.row_threads > 1:  # side by side on the server's row pool
+        assert {thread for _, thread in int8.calls} <= {f"onnx-rows_{i}" for i in range(ONNX_AUTO.row_threads)}

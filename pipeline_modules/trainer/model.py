@@ -18,6 +18,7 @@ import tensorflow_hub as hub
 from pipeline_modules import features
 from pipeline_modules.encoder.loading import is_converted_encoder, load_converted_encoder
 from pipeline_modules.settings import Hyperparameters, TrainerSettings
+from pipeline_modules.trainer.distribution import training_precision
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def compile_model(
         settings.encoder_path,
         pooling=settings.pooling,
         dropout=hparams.dropout,
-        precision=settings.training_precision,
+        precision=training_precision(settings.training_precision),
         in_process=in_process,
     )
     warmup_steps = int(hparams.warmup_fraction * train_steps)

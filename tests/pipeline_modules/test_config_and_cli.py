@@ -18,6 +18,9 @@ def test_presets_are_values_of_one_config() -> None:
     assert config_for("smoke").synthetic_reviews_per_class > 0
     assert config_for("full").max_examples_per_split == 0  # all 25,000 / 25,000
     assert config_for("full").serving_engine == "onnxruntime_int8"  # behind the gate, on all 25,000 eval reviews
+    assert config_for("full").training_precision == "auto"  # bfloat16 only where the hardware computes it natively
+    assert config_for("full").num_epochs == 2.0
+    assert PipelineConfig().training_precision == "float32"  # the default elsewhere
     assert config_for("demo").serving_engine == "onnxruntime"  # 2,000 eval reviews cannot show int8 within 0.3
 
 

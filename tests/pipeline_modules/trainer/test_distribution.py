@@ -106,3 +106,27 @@ def test_trains_a_few_steps_on_two_logical_cpus(smoke_encoder) -> None:
     assert result["global_batch"] == 8  # 4 per replica, scaled by the replicas in sync
     assert len(result["mirrored_on"]) == 2 and result["mirrored_on"][0] != result["mirrored_on"][1]
     assert all(loss == loss for loss in result["losses"])  # finite, not NaN
+
+
+@pytest.mark.parametrize(
+    ("cpu_flags", "gpus", "native"),
+    [
+        ({"avx2", "avx512f", "amx_bf16", "amx_tile"}, [], True),  # Sapphire Rapids and later: AMX
+        ({"avx2", "avx512f", "avx512_bf16"}, [], True),  # Zen 4, Cooper Lake
+        ({"avx2", "avx512f"}, [], False),  # Skylake / Cascade Lake (Colab's usual CPUs): bfloat16 is emulated
+        ({"avx2"}, [], False),
+        (set(), [(8, 0)], True),  # A100
+        ({"amx_bf16"}, [(7, 5)], False),  # a T4 trains, whatever the host CPU has
+        (set(), [(9, 0), (7, 5)], False),  # every GPU must have it
+    ],
+)
+def test_native_bfloat16_from_the_cpu_flags_or_the_gpus(cpu_flags: set[str], gpus: list, native: bool) -> None:
+    assert distribution.native_bfloat16(cpu_flags, gpus) is native
+
+
+def test_auto_precision_is_bfloat16_only_where_native() -> None:
+    assert distribution.training_precision("auto", native=True) == "mixed_bfloat16"
+    assert distribution.training_precision("auto", native=False) == "float32"
+    for configured in ("float32", "mixed_bfloat16"):  # an explicit choice is kept, native or not
+        assert distribution.training_precision(configured, native=False) == configured
+    assert distribution.training_precision("auto") in ("mixed_bfloat16", "float32")  # this machine's answer

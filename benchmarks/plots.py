@@ -210,7 +210,7 @@ def plot_accuracy_vs_seq_length(levers_json_path: str | Path, png_path: str | Pa
             )
         overall = full.get("test_accuracy")
         if overall is not None:
-            ax.axhline(overall, linestyle="--", color="gray", label=f"overall {overall:.3f}")
+            ax.axhline(overall, linestyle="--", color="gray", label=f"overall {overall:.4f}")
         ax.set_ylim(min(accuracy + [overall or 1.0]) - 0.08, 1.0)
         ax.set_xlabel("review length (words)")
         ax.set_ylabel("test accuracy")

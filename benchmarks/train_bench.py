@@ -96,11 +96,6 @@ SPEED_BASELINE = "hub_fp32"
 QUIET_CORES = 0.3  # a round counts as quiet when other processes used less than this many cores meanwhile
 
 
-def bfloat16_matmul_peak(size: int = 2048, seconds: float = 4.0) -> dict[str, float]:
-    """`common.matmul_peak_flops` in bfloat16: the denominator of MFU for what mixed precision runs its matmuls in."""
-    return matmul_peak_flops(size, seconds, dtype="bfloat16")
-
-
 class OtherLoad:
     """Cores that other processes kept busy over an interval: /proc/stat's busy time minus the CPU time of this
     process, of its finished children (a `wrk` run) and of `pids` (a model server it started)."""
@@ -153,7 +148,7 @@ def speed(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     print(f"Encoder {encoder.handle} {dims}, batch {batch} x {length} tokens; measuring the matmul peaks ...")
     peaks = {
         "float32": [matmul_peak_flops(seconds=args.peak_seconds)],
-        "bfloat16": [bfloat16_matmul_peak(seconds=args.peak_seconds)],
+        "bfloat16": [matmul_peak_flops(seconds=args.peak_seconds, dtype="bfloat16")],
     }
 
     ids = tf.random.stateless_uniform([batch, length], seed=[5, 6], minval=1000, maxval=20000, dtype=tf.int64)
@@ -199,7 +194,7 @@ def speed(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         rounds.append(record)
         print(f"  round {r}: {record['variants']}", flush=True)
     peaks["float32"].append(matmul_peak_flops(seconds=args.peak_seconds))
-    peaks["bfloat16"].append(bfloat16_matmul_peak(seconds=args.peak_seconds))
+    peaks["bfloat16"].append(matmul_peak_flops(seconds=args.peak_seconds, dtype="bfloat16"))
     peak = {dtype: max(runs, key=lambda p: p["peak_flops"]) for dtype, runs in peaks.items()}
 
     variants: dict[str, Any] = {}
@@ -286,6 +281,7 @@ def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
     from pipeline_modules.features import SERVING_SIGNATURE
     from pipeline_modules.local_runner import configure_logging, run
     from pipeline_modules.run_summary import format_summary, latest_run
+    from pipeline_modules.trainer.distribution import training_precision
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="full")
@@ -314,9 +310,10 @@ def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
     if config.pipeline_root_path.exists():
         shutil.rmtree(config.pipeline_root_path)  # a fresh root: no earlier model becomes the baseline
 
-    print("Measuring the float32 matmul peak ...", flush=True)
-    peak = matmul_peak_flops(seconds=args.peak_seconds)
-    print(f"  {peak['peak_gflops']} GFLOP/s", flush=True)
+    dtype = "bfloat16" if training_precision(config.training_precision) == "mixed_bfloat16" else "float32"
+    peak = matmul_peak_flops(seconds=args.peak_seconds)  # MFU's usual denominator, and that of the dtype trained in
+    own_peak = peak if dtype == "float32" else matmul_peak_flops(seconds=args.peak_seconds, dtype=dtype)
+    print(f"Matmul peaks: float32 {peak['peak_gflops']}, {dtype} {own_peak['peak_gflops']} GFLOP/s", flush=True)
 
     source = prepare_data_source(config, args.imdb_archive)
     encoder = resolve_encoder_for(config)
@@ -349,6 +346,8 @@ def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
         "test_examples": int(overall.get("example_count", 0)),
         "train_examples_per_s": round(train_rate, 2),
         "mfu": round(mfu, 4),
+        "training_dtype": dtype,
+        "mfu_training_dtype": round(train_rate * flops_per_example / own_peak["peak_flops"], 4),
         "wall_s": round(wall_s, 1),
         "train_examples": len(lengths),
         "train_steps": training.get("train_steps"),
@@ -357,6 +356,7 @@ def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
         "model_gflops_per_review": round(flops_per_example / 1e9, 3),
         "achieved_gflops": round(train_rate * flops_per_example / 1e9, 1),
         "matmul_peak": peak,
+        "matmul_peak_training_dtype": own_peak,
         "encoder": {"handle": encoder.handle, **dims},
         "components_s": components,
         "blessed": summary.blessed,
@@ -386,6 +386,7 @@ def main(argv: list[str] | None = None, *, log_progress: bool = False) -> int:
             ["achieved GFLOP/s", payload["achieved_gflops"]],
             ["matmul peak GFLOP/s", peak["peak_gflops"]],
             ["MFU", payload["mfu"]],
+            [f"MFU of the {dtype} peak", payload["mfu_training_dtype"]],
             ["pipeline wall s", payload["wall_s"]],
         ],
     )

@@ -45,6 +45,7 @@ def test_train_benchmark_reports_accuracy_throughput_and_mfu(train_result) -> No
         assert _positive(result[key]), key
     assert result["mfu"] < 1.0  # a fraction of a peak measured on the same machine
     assert result["mfu"] == pytest.approx(result["achieved_gflops"] / result["matmul_peak"]["peak_gflops"], rel=0.02)
+    assert result["training_dtype"] == "float32" and result["mfu_training_dtype"] == result["mfu"]  # smoke: float32
     assert result["encoder"]["layers"] == 2 and result["encoder"]["hidden"] == 384
     assert 0 < result["mean_real_tokens_per_review"] <= 32
     for component in ("ImdbExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"):
